@@ -1,0 +1,222 @@
+//! `StreamRecord`: the facts about one stream that the classifier and the
+//! reports need, gathered per side as segments arrive. Facts only: which
+//! side is the client, and what the facts mean, is decided later by
+//! [`classify`](crate::classify), once the stream is finished.
+
+use crate::analysis::{AnalysisFlags, FlagCounts, seq::gt};
+use crate::decode::{IcmpError, Segment, TcpFlags};
+use crate::stream::Endpoint;
+use crate::time::Timestamp;
+
+/// Where and when something happened: a frame number and its timestamp.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct At {
+    /// 1-based frame number.
+    pub frame: u64,
+    /// Capture time.
+    pub ts: Timestamp,
+}
+
+/// A SYN or SYN-ACK as first seen.
+#[derive(Clone, Copy, Debug)]
+pub struct SynInfo {
+    /// When.
+    pub at: At,
+    /// Its initial sequence number.
+    pub isn: u32,
+    /// Its ack field (SYN-ACK: should be the peer's ISN + 1).
+    pub ack: u32,
+    /// Payload carried on the SYN (TCP Fast Open).
+    pub len: u32,
+}
+
+/// A RST as first seen from one side.
+#[derive(Clone, Copy, Debug)]
+pub struct RstInfo {
+    /// When.
+    pub at: At,
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its ack number, if the ACK flag was set.
+    pub ack: Option<u32>,
+}
+
+/// Facts about one direction of a stream, named by its sender.
+#[derive(Clone, Debug, Default)]
+pub struct SideRecord {
+    /// Frames sent (ICMP quotes excluded).
+    pub packets: u64,
+    /// Payload bytes sent (`tcp.len` summed).
+    pub bytes: u64,
+    /// Analysis flags, counted per frame.
+    pub flags: FlagCounts,
+    /// First pure SYN.
+    pub syn: Option<SynInfo>,
+    /// Pure SYNs sent.
+    pub syns: u32,
+    /// Pure SYNs flagged as retransmissions.
+    pub syn_retransmissions: u32,
+    /// First SYN-ACK.
+    pub syn_ack: Option<SynInfo>,
+    /// SYN-ACKs sent.
+    pub syn_acks: u32,
+    /// SYN-ACKs flagged as retransmissions.
+    pub syn_ack_retransmissions: u32,
+    /// SYN-ACKs repeated after the peer had already acknowledged the first
+    /// one (the peer's first ACK acknowledged this ISN + 1).
+    pub syn_acks_after_peer_ack: u32,
+    /// First segment with ACK, without SYN or RST (the handshake ACK when
+    /// it acknowledges the peer's ISN + 1).
+    pub first_ack: Option<(At, u32)>,
+    /// Highest ack value sent on any ACK-flagged segment without SYN,
+    /// RST/ACK included (modular maximum).
+    pub max_ack: Option<u32>,
+    /// First segment carrying payload.
+    pub first_data: Option<At>,
+    /// Last segment carrying payload.
+    pub last_data: Option<At>,
+    /// First retransmission (any kind) of data or FIN, SYNs excluded.
+    pub first_data_retransmission: Option<At>,
+    /// Data/FIN retransmissions (SYNs excluded).
+    pub data_retransmissions: u32,
+    /// First retransmission of any kind (SYN and SYN-ACK included).
+    pub first_retransmission: Option<At>,
+    /// First FIN.
+    pub fin: Option<At>,
+    /// First RST.
+    pub rst: Option<RstInfo>,
+    /// First and last frame from this side.
+    pub first: Option<At>,
+    /// Last frame from this side.
+    pub last: Option<At>,
+}
+
+/// An ICMP error that quoted a segment of this stream.
+#[derive(Clone, Copy, Debug)]
+pub struct IcmpInfo {
+    /// When.
+    pub at: At,
+    /// Which side sent the quoted segment.
+    pub quoted_dir: usize,
+    /// The error.
+    pub kind: IcmpError,
+    /// The quoted segment was a pure SYN.
+    pub quoted_syn: bool,
+}
+
+/// All facts about one stream.
+#[derive(Clone, Debug)]
+pub struct StreamRecord {
+    /// The `tcp.stream` index.
+    pub stream: u32,
+    /// Side 0's and side 1's endpoint (side 0 sent the first header).
+    pub endpoints: [Endpoint; 2],
+    /// A frame of this stream matched the user's BPF filter (always true
+    /// without a filter).
+    pub selected: bool,
+    /// Per side: 0 = the stream's first sender.
+    pub sides: [SideRecord; 2],
+    /// First ICMP error quoting this stream.
+    pub icmp: Option<IcmpInfo>,
+    /// ICMP errors quoting this stream.
+    pub icmp_quotes: u32,
+    /// First frame of the stream (any kind).
+    pub first: Option<At>,
+    /// Last frame of the stream.
+    pub last: Option<At>,
+    /// Wireshark's initial RTT (SYN to first ACK), ns; 0 if unknown.
+    pub irtt_ns: u64,
+}
+
+impl StreamRecord {
+    /// A record for a new stream.
+    pub fn new(stream: u32, endpoints: [Endpoint; 2]) -> Self {
+        StreamRecord {
+            stream,
+            endpoints,
+            selected: false,
+            sides: Default::default(),
+            icmp: None,
+            icmp_quotes: 0,
+            first: None,
+            last: None,
+            irtt_ns: 0,
+        }
+    }
+
+    fn touch(&mut self, at: At) {
+        if self.first.is_none() {
+            self.first = Some(at);
+        }
+        self.last = Some(at);
+    }
+
+    /// An ICMP error quoted a segment sent by side `dir`.
+    pub fn on_icmp_quote(&mut self, dir: usize, seg: &Segment, kind: IcmpError, at: At) {
+        self.touch(at);
+        self.icmp_quotes += 1;
+        if self.icmp.is_none() {
+            self.icmp = Some(IcmpInfo { at, quoted_dir: dir, kind, quoted_syn: seg.flags.is_pure_syn() });
+        }
+    }
+
+    /// A segment from side `dir` with payload `len` and (printed) flags.
+    pub fn on_segment(&mut self, dir: usize, seg: &Segment, len: u32, flags: AnalysisFlags, at: At) {
+        self.touch(at);
+        let f = seg.flags;
+        let retx = flags.has(AnalysisFlags::RETRANSMISSION);
+        let peer_first_ack = self.sides[1 - dir].first_ack;
+        let side = &mut self.sides[dir];
+        if side.first.is_none() {
+            side.first = Some(at);
+        }
+        side.last = Some(at);
+        side.packets += 1;
+        side.bytes += u64::from(len);
+        side.flags.add(flags);
+        let info = SynInfo { at, isn: seg.seq, ack: seg.ack, len };
+        if f.is_pure_syn() {
+            side.syns += 1;
+            side.syn_retransmissions += u32::from(retx);
+            side.syn.get_or_insert(info);
+        } else if f.is_syn_ack() {
+            side.syn_acks += 1;
+            side.syn_ack_retransmissions += u32::from(retx);
+            // A repeat of the SYN-ACK the peer already acknowledged. The
+            // first SYN-ACK never counts: if it shows up after the ACK, that
+            // is capture reordering, not a retransmission (label readings 7).
+            if let Some(first) = side.syn_ack
+                && first.isn == seg.seq
+                && peer_first_ack.is_some_and(|(_, a)| a == seg.seq.wrapping_add(1).wrapping_add(first.len))
+            {
+                side.syn_acks_after_peer_ack += 1;
+            }
+            side.syn_ack.get_or_insert(info);
+        } else if f.any(TcpFlags::ACK) {
+            if !f.any(TcpFlags::RST) && side.first_ack.is_none() {
+                side.first_ack = Some((at, seg.ack));
+            }
+            side.max_ack = Some(match side.max_ack {
+                Some(m) if !gt(seg.ack, m) => m,
+                _ => seg.ack,
+            });
+        }
+        if len > 0 {
+            side.first_data.get_or_insert(at);
+            side.last_data = Some(at);
+        }
+        if retx {
+            side.first_retransmission.get_or_insert(at);
+        }
+        if retx && !f.any(TcpFlags::SYN) && (len > 0 || f.any(TcpFlags::FIN)) {
+            side.data_retransmissions += 1;
+            side.first_data_retransmission.get_or_insert(at);
+        }
+        if f.any(TcpFlags::FIN) {
+            side.fin.get_or_insert(at);
+        }
+        if f.any(TcpFlags::RST) && side.rst.is_none() {
+            side.rst = Some(RstInfo { at, seq: seg.seq, ack: f.any(TcpFlags::ACK).then_some(seg.ack) });
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! JSON document (`--format json`) and JSON Lines (`--format jsonl`).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Flow, Header};
+
+#[derive(Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    header: &'a Header,
+    flows: &'a [Flow],
+}
+
+#[derive(Serialize)]
+struct Line<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// One JSON document: the header fields plus `flows`.
+pub fn write_document(out: &mut impl Write, header: &Header, flows: &[Flow]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &Document { header, flows })?;
+    out.write_all(b"\n")
+}
+
+/// One flow object per line (`"type": "flow"`).
+pub fn write_flow_line(out: &mut impl Write, flow: &Flow) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &Line { kind: "flow", body: flow })?;
+    out.write_all(b"\n")
+}
+
+/// The closing summary line (`"type": "summary"`).
+pub fn write_summary_line(out: &mut impl Write, header: &Header) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &Line { kind: "summary", body: header })?;
+    out.write_all(b"\n")
+}

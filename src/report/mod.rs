@@ -1,0 +1,255 @@
+//! The report model: what a user receives, as serde types whose field
+//! names are the documented JSON contract (README "JSON output"). The
+//! formatters in this module's children only format it.
+
+pub mod json;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::analysis::FlagCounts;
+use crate::classify::{ClientRule, Label, ResetCause};
+use crate::decode::SkipReason;
+use crate::engine::{Finished, FrameStats};
+use crate::source::InputInfo;
+use crate::stream::Endpoint;
+use crate::time::Timestamp;
+
+/// Version of the JSON contract.
+pub const FORMAT_VERSION: &str = "1";
+
+/// An endpoint as printed.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointOut {
+    /// IP address.
+    pub ip: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        EndpointOut { ip: e.addr.to_string(), port: e.port }
+    }
+}
+
+/// A count per role.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PerRole<T> {
+    /// Sent by the client.
+    pub client: T,
+    /// Sent by the server.
+    pub server: T,
+}
+
+/// Handshake facts of one flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct Handshake {
+    /// Pure SYNs from the client.
+    pub syn: u32,
+    /// Of those, retransmissions.
+    pub syn_retransmissions: u32,
+    /// SYN-ACKs from the server.
+    pub syn_ack: u32,
+    /// Of those, retransmissions.
+    pub syn_ack_retransmissions: u32,
+    /// SYN-ACKs repeated after the client's handshake ACK.
+    pub syn_ack_after_client_ack: u32,
+    /// Frame of the client's handshake ACK.
+    pub client_ack_frame: Option<u64>,
+    /// Wireshark's initial RTT (`tcp.analysis.initial_rtt`), seconds.
+    pub rtt_s: Option<f64>,
+}
+
+/// How the flow ended (any combination may be true).
+#[derive(Clone, Debug, Serialize)]
+pub struct End {
+    /// Either side sent a FIN.
+    pub fin: bool,
+    /// The client sent a FIN.
+    pub fin_by_client: bool,
+    /// The server sent a FIN.
+    pub fin_by_server: bool,
+    /// The client sent a RST.
+    pub reset_by_client: bool,
+    /// The server sent a RST.
+    pub reset_by_server: bool,
+    /// Neither FIN nor RST was seen.
+    pub open: bool,
+}
+
+/// The ICMP error that answered the flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct IcmpOut {
+    /// Its frame.
+    pub frame: u64,
+    /// `destination_unreachable`, `time_exceeded`, `parameter_problem`, `other`.
+    pub kind: &'static str,
+    /// ICMP code for destination unreachable.
+    pub code: Option<u8>,
+}
+
+/// One flow (stream) as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct Flow {
+    /// Wireshark's `tcp.stream`.
+    pub stream: u32,
+    /// The label.
+    pub label: Label,
+    /// One sentence citing the evidence.
+    pub reason: String,
+    /// Client endpoint.
+    pub client: EndpointOut,
+    /// Server endpoint.
+    pub server: EndpointOut,
+    /// How the client was identified.
+    pub client_rule: ClientRule,
+    /// Frames per role (ICMP quotes excluded).
+    pub packets: PerRole<u64>,
+    /// Payload bytes per role.
+    pub bytes: PerRole<u64>,
+    /// Frames carrying each `tcp.analysis.*` flag, both directions.
+    pub analysis: FlagCounts,
+    /// The same per direction (by sender).
+    pub analysis_by_direction: PerRole<FlagCounts>,
+    /// Handshake facts.
+    pub handshake: Handshake,
+    /// For `reset`: who and when.
+    pub reset: Option<ResetCause>,
+    /// ICMP error answering the client, if any.
+    pub icmp: Option<IcmpOut>,
+    /// ICMP error frames quoting this stream.
+    pub icmp_quotes: u32,
+    /// How it ended.
+    pub end: End,
+    /// First frame number.
+    pub first_frame: u64,
+    /// Last frame number.
+    pub last_frame: u64,
+    /// First timestamp, RFC 3339 UTC.
+    pub first_ts: String,
+    /// Last timestamp, RFC 3339 UTC.
+    pub last_ts: String,
+    /// Seconds from first to last frame.
+    pub duration_s: f64,
+    /// Display filter showing this stream in Wireshark.
+    pub wireshark_filter: String,
+}
+
+impl Flow {
+    /// Build the reported flow from a finished stream.
+    pub fn from_finished(f: &Finished) -> Flow {
+        let r = &f.record;
+        let v = &f.verdict;
+        let c = v.client_dir;
+        let (cs, ss) = (&r.sides[c], &r.sides[1 - c]);
+        let first = r.first.map_or((0, Timestamp(0)), |a| (a.frame, a.ts));
+        let last = r.last.map_or(first, |a| (a.frame, a.ts));
+        Flow {
+            stream: r.stream,
+            label: v.label,
+            reason: v.reason.clone(),
+            client: r.endpoints[c].into(),
+            server: r.endpoints[1 - c].into(),
+            client_rule: v.client_rule,
+            packets: PerRole { client: cs.packets, server: ss.packets },
+            bytes: PerRole { client: cs.bytes, server: ss.bytes },
+            analysis: cs.flags.plus(&ss.flags),
+            analysis_by_direction: PerRole { client: cs.flags, server: ss.flags },
+            handshake: Handshake {
+                syn: cs.syns,
+                syn_retransmissions: cs.syn_retransmissions,
+                syn_ack: ss.syn_acks,
+                syn_ack_retransmissions: ss.syn_ack_retransmissions,
+                syn_ack_after_client_ack: ss.syn_acks_after_peer_ack,
+                client_ack_frame: v.handshake_ack.map(|a| a.frame),
+                rtt_s: (r.irtt_ns != 0).then(|| r.irtt_ns as f64 / 1e9),
+            },
+            reset: v.reset,
+            icmp: r.icmp.map(|i| {
+                use crate::decode::IcmpError as E;
+                let (kind, code) = match i.kind {
+                    E::Unreachable(code) => ("destination_unreachable", Some(code)),
+                    E::TimeExceeded => ("time_exceeded", None),
+                    E::ParameterProblem => ("parameter_problem", None),
+                    E::Other => ("other", None),
+                };
+                IcmpOut { frame: i.at.frame, kind, code }
+            }),
+            icmp_quotes: r.icmp_quotes,
+            end: End {
+                fin: cs.fin.is_some() || ss.fin.is_some(),
+                fin_by_client: cs.fin.is_some(),
+                fin_by_server: ss.fin.is_some(),
+                reset_by_client: cs.rst.is_some(),
+                reset_by_server: ss.rst.is_some(),
+                open: cs.fin.is_none() && ss.fin.is_none() && cs.rst.is_none() && ss.rst.is_none(),
+            },
+            first_frame: first.0,
+            last_frame: last.0,
+            first_ts: first.1.to_string(),
+            last_ts: last.1.to_string(),
+            duration_s: last.1.secs_since(first.1),
+            wireshark_filter: format!("tcp.stream eq {}", r.stream),
+        }
+    }
+}
+
+/// Totals of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Flows reported.
+    pub flows: u64,
+    /// Count per label (every label, zeros included).
+    pub labels: BTreeMap<&'static str, u64>,
+    /// Frames read in all inputs.
+    pub frames: u64,
+    /// Frames with a TCP header (ICMP quotes included).
+    pub tcp_frames: u64,
+    /// Streams found in the capture (before `--label`/filter selection).
+    pub streams_total: u64,
+    /// First frame's timestamp.
+    pub first_ts: Option<String>,
+    /// Last frame's timestamp.
+    pub last_ts: Option<String>,
+}
+
+/// Everything but the flows: what the JSON document carries besides
+/// `flows`, and what the JSONL summary line carries.
+#[derive(Clone, Debug, Serialize)]
+pub struct Header {
+    /// Contract version.
+    pub version: &'static str,
+    /// Per input file.
+    pub inputs: Vec<InputInfo>,
+    /// Frames without a TCP header, by reason (every reason, zeros included).
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl Header {
+    /// Build from the run's statistics and the flows selected for output.
+    pub fn new(inputs: Vec<InputInfo>, stats: &FrameStats, streams_total: u64, flows: &[Flow]) -> Header {
+        let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
+        for f in flows {
+            *labels.entry(f.label.as_str()).or_default() += 1;
+        }
+        Header {
+            version: FORMAT_VERSION,
+            inputs,
+            skipped: SkipReason::ALL.iter().map(|r| (r.as_str(), stats.skipped[r.index()])).collect(),
+            summary: Summary {
+                flows: flows.len() as u64,
+                labels,
+                frames: stats.frames,
+                tcp_frames: stats.tcp_frames,
+                streams_total,
+                first_ts: stats.first_ts.map(|t| t.to_string()),
+                last_ts: stats.last_ts.map(|t| t.to_string()),
+            },
+        }
+    }
+}
