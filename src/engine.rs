@@ -60,18 +60,24 @@ impl Engine {
         &self.stats
     }
 
+    /// Advance the capture clock without a TCP header (a frame that
+    /// decoded to nothing still counts for "when the capture ended").
+    pub fn note_time(&mut self, ts: Timestamp) {
+        let stats = &mut self.stats;
+        stats.first_ts = Some(stats.first_ts.map_or(ts, |t| t.min(ts)));
+        stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
+    }
+
     /// Process one frame. `selected` says whether the frame matched the
     /// user's filter: every frame is analysed (so stream numbers stay
     /// Wireshark's), but only streams with a selected frame are reported.
     pub fn on_frame(&mut self, frame: &Frame<'_>, selected: bool) {
-        let stats = &mut self.stats;
-        stats.frames += 1;
-        stats.first_ts = Some(stats.first_ts.map_or(frame.ts, |t| t.min(frame.ts)));
-        stats.last_ts = Some(stats.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        self.stats.frames += 1;
         let seg = match self.decoder.decode(frame.link, frame.data, frame.wire_len, frame.ts.0) {
             Decoded::Tcp(seg) => seg,
             Decoded::Skip(reason) => {
-                stats.skipped[reason.index()] += 1;
+                self.stats.skipped[reason.index()] += 1;
+                self.note_time(frame.ts);
                 return;
             }
         };
@@ -83,6 +89,7 @@ impl Engine {
     /// Returns the stream index and the flags tshark would print.
     pub fn on_segment(&mut self, seg: &Segment, at: At, selected: bool) -> (u32, AnalysisFlags) {
         let seg = *seg;
+        self.note_time(at.ts);
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
         let placed = self.table.place(

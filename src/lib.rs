@@ -35,5 +35,8 @@ pub mod source;
 pub mod stream;
 pub mod time;
 
+#[cfg(test)]
+mod test_support;
+
 pub use engine::Engine;
 pub use error::Error;

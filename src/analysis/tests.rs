@@ -2,54 +2,7 @@
 //! client 10.0.0.1:1234, server 10.0.0.2:80, window 1000, times in ms.
 
 use super::AnalysisFlags as F;
-use crate::decode::{Addr, Origin, Segment, TcpFlags};
-use crate::engine::Engine;
-use crate::record::At;
-use crate::time::Timestamp;
-
-const C: u8 = 0;
-const S: u8 = 1;
-const SYN: u16 = TcpFlags::SYN;
-const ACK: u16 = TcpFlags::ACK;
-const SA: u16 = TcpFlags::SYN | TcpFlags::ACK;
-const FIN: u16 = TcpFlags::FIN;
-const RST: u16 = TcpFlags::RST;
-
-struct Ladder {
-    engine: Engine,
-    frame: u64,
-}
-
-impl Ladder {
-    fn new() -> Self {
-        Ladder { engine: Engine::new(), frame: 0 }
-    }
-
-    /// Feed one segment; returns (stream, flags printed).
-    #[track_caller]
-    fn seg(&mut self, who: u8, flags: u16, seq: u32, ack: u32, len: u32, t_ms: f64, win: u16) -> (u32, F) {
-        self.frame += 1;
-        let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2]));
-        let (src, dst, sport, dport) = if who == C { (a, b, 1234, 80) } else { (b, a, 80, 1234) };
-        let seg = Segment {
-            src,
-            dst,
-            sport,
-            dport,
-            seq,
-            ack,
-            flags: TcpFlags(flags),
-            window: win,
-            header_len: 20,
-            payload_len: Some(len),
-            wscale: None,
-            options_complete: true,
-            origin: Origin::Direct,
-        };
-        let at = At { frame: self.frame, ts: Timestamp((t_ms * 1e6) as i64) };
-        self.engine.on_segment(&seg, at, true)
-    }
-}
+use crate::test_support::*;
 
 fn only(bits: u16) -> F {
     F(bits)

@@ -362,3 +362,6 @@ fn icmp_name(k: IcmpError) -> String {
         IcmpError::Other => "error".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! Test support: feed hand-written packet ladders through the engine.
+//! Client 10.0.0.1:1234, server 10.0.0.2:80; times in milliseconds.
+
+use crate::analysis::AnalysisFlags;
+use crate::decode::{Addr, IcmpError, Origin, Segment, TcpFlags};
+use crate::engine::{Engine, Finished};
+use crate::record::At;
+use crate::time::Timestamp;
+
+pub const C: u8 = 0;
+pub const S: u8 = 1;
+pub const SYN: u16 = TcpFlags::SYN;
+pub const ACK: u16 = TcpFlags::ACK;
+pub const SA: u16 = TcpFlags::SYN | TcpFlags::ACK;
+pub const FIN: u16 = TcpFlags::FIN;
+pub const RST: u16 = TcpFlags::RST;
+
+pub struct Ladder {
+    pub engine: Engine,
+    frame: u64,
+}
+
+impl Ladder {
+    pub fn new() -> Self {
+        Ladder { engine: Engine::new(), frame: 0 }
+    }
+
+    fn segment(who: u8, flags: u16, seq: u32, ack: u32, len: u32, win: u16) -> Segment {
+        let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2]));
+        let (src, dst, sport, dport) = if who == C { (a, b, 1234, 80) } else { (b, a, 80, 1234) };
+        Segment {
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: win,
+            header_len: 20,
+            payload_len: Some(len),
+            wscale: None,
+            options_complete: true,
+            origin: Origin::Direct,
+        }
+    }
+
+    fn at(&mut self, t_ms: f64) -> At {
+        self.frame += 1;
+        At { frame: self.frame, ts: Timestamp((t_ms * 1e6) as i64) }
+    }
+
+    /// Feed one segment; returns (stream, flags printed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn seg(&mut self, who: u8, flags: u16, seq: u32, ack: u32, len: u32, t_ms: f64, win: u16) -> (u32, AnalysisFlags) {
+        let seg = Self::segment(who, flags, seq, ack, len, win);
+        let at = self.at(t_ms);
+        self.engine.on_segment(&seg, at, true)
+    }
+
+    /// An ICMP error quoting a segment sent by `who`.
+    pub fn icmp(&mut self, who: u8, flags: u16, seq: u32, t_ms: f64) {
+        let mut seg = Self::segment(who, flags, seq, 0, 0, 1000);
+        seg.payload_len = None;
+        seg.origin = Origin::IcmpQuote(IcmpError::Unreachable(1));
+        let at = self.at(t_ms);
+        self.engine.on_segment(&seg, at, true);
+    }
+
+    /// A non-TCP frame at `t_ms` (moves the capture's end).
+    pub fn other_frame(&mut self, t_ms: f64) {
+        let at = self.at(t_ms);
+        self.engine.note_time(at.ts);
+    }
+
+    pub fn finish(self) -> Vec<Finished> {
+        self.engine.finish().0
+    }
+}
