@@ -85,3 +85,55 @@ fn every_corpus_file_is_handled_without_panic_or_hang() {
     println!("corpus: {} files, exit codes {:?}", files.len(), codes);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Deterministic xorshift generator (no dependency needed for this).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_captures_never_panic() {
+    let samples = util::sample_files();
+    assert!(!samples.is_empty(), "samples/ has captures");
+    let dir = std::env::temp_dir().join(format!("flowclass-mutate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut runs = 0;
+    for s in &samples {
+        let original = std::fs::read(s).unwrap();
+        for round in 0..40 {
+            let mut bytes = original.clone();
+            // Flip a few bytes, biased towards headers where lengths live.
+            for _ in 0..1 + rng.below(8) {
+                let limit = if rng.below(2) == 0 { 256.min(bytes.len()) } else { bytes.len() };
+                let i = rng.below(limit);
+                bytes[i] ^= 1 << rng.below(8);
+            }
+            if round % 4 == 0 {
+                bytes.truncate(rng.below(bytes.len()));
+            }
+            let p = dir.join(format!("m{round}.pcap"));
+            std::fs::write(&p, &bytes).unwrap();
+            let out = util::flowclass().args(["--format", "jsonl"]).arg(&p).output().unwrap();
+            runs += 1;
+            assert!(
+                matches!(out.status.code(), Some(0 | 1 | 3)),
+                "{} mutated (round {round}): {:?}: {}",
+                s.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    println!("corpus: {runs} mutated captures handled");
+}
