@@ -7,7 +7,7 @@ use crate::classify::{self, Verdict};
 use crate::decode::{Decoded, Decoder, Origin, Segment, SkipReason, TcpFlags};
 use crate::record::{At, StreamRecord};
 use crate::source::Frame;
-use crate::stream::{Endpoint, StreamTable};
+use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamTable};
 use crate::time::Timestamp;
 
 /// Counters about the frames themselves.
@@ -30,6 +30,19 @@ struct StreamState {
     side_a: Endpoint,
     analysis: StreamAnalysis,
     record: StreamRecord,
+    /// SOCKS handshake tracking, only for streams on the SOCKS port.
+    socks: Option<SocksState>,
+}
+
+impl StreamState {
+    fn new(stream: u32, a: Endpoint, b: Endpoint) -> Self {
+        StreamState {
+            side_a: a,
+            analysis: StreamAnalysis::default(),
+            record: StreamRecord::new(stream, [a, b]),
+            socks: (a.port == SOCKS_PORT || b.port == SOCKS_PORT).then(SocksState::default),
+        }
+    }
 }
 
 /// A finished stream: its facts and its verdict.
@@ -81,13 +94,23 @@ impl Engine {
                 return;
             }
         };
-        self.on_segment(&seg, At { frame: frame.number, ts: frame.ts }, selected);
+        // The captured payload, without link-layer padding.
+        let payload = match (seg.payload_offset, seg.payload_len) {
+            (Some(off), Some(len)) => {
+                let rest = frame.data.get(off as usize..).unwrap_or(&[]);
+                rest.get(..len as usize).unwrap_or(rest)
+            }
+            _ => &[],
+        };
+        self.on_segment(&seg, payload, At { frame: frame.number, ts: frame.ts }, selected);
     }
 
     /// Process one decoded TCP header (the part of [`Engine::on_frame`]
     /// after decoding; public so tests can feed segments directly).
-    /// Returns the stream index and the flags tshark would print.
-    pub fn on_segment(&mut self, seg: &Segment, at: At, selected: bool) -> (u32, AnalysisFlags) {
+    /// `payload` is the captured payload (may be shorter than the segment's
+    /// length, or empty when unknown). Returns the stream index and the
+    /// flags tshark would print.
+    pub fn on_segment(&mut self, seg: &Segment, payload: &[u8], at: At, selected: bool) -> (u32, AnalysisFlags) {
         let seg = *seg;
         self.note_time(at.ts);
         self.stats.tcp_frames += 1;
@@ -97,15 +120,9 @@ impl Engine {
             |id| streams[id as usize].side_a,
             |id, dir| streams[id as usize].analysis.sides[dir].base_seq,
         );
+        let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         if placed.created {
-            streams.push(StreamState {
-                side_a: Endpoint { addr: seg.src, port: seg.sport },
-                analysis: StreamAnalysis::default(),
-                record: StreamRecord::new(
-                    placed.stream,
-                    [Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport }],
-                ),
-            });
+            streams.push(StreamState::new(placed.stream, src, dst));
         }
         let Some(st) = streams.get_mut(placed.stream as usize) else {
             debug_assert!(false, "stream table and state out of step");
@@ -153,15 +170,33 @@ impl Engine {
         // included, was captured (reference §2.4), though state was updated.
         let printed = if seg.options_complete { expand_for_output(flags) } else { AnalysisFlags::default() };
         st.record.on_segment(dir, &seg, len.unwrap_or(0), printed, at);
+        if let Some(socks) = st.socks.as_mut()
+            && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
+        {
+            // The proxied payload's dissector looks up the conversation of
+            // the rewritten endpoints, which may take an index (SocksState).
+            let (a, b) = if dst.port == SOCKS_PORT {
+                (src, Endpoint { port: remote, ..dst })
+            } else {
+                (Endpoint { port: remote, ..src }, dst)
+            };
+            if let Some(id) = self.table.claim(a, b) {
+                debug_assert_eq!(id as usize, self.streams.len());
+                self.streams.push(StreamState::new(id, a, b));
+            }
+        }
         (placed.stream, printed)
     }
 
-    /// Classify every stream, in stream order.
+    /// Classify every stream, in stream order. Streams that never had a
+    /// frame (indices taken by another dissector's lookup) are left out, as
+    /// tshark never shows them.
     pub fn finish(self) -> (Vec<Finished>, FrameStats) {
         let end = self.stats.last_ts;
         let finished = self
             .streams
             .into_iter()
+            .filter(|st| st.record.first.is_some())
             .map(|mut st| {
                 st.record.irtt_ns = st.analysis.irtt_ns;
                 let verdict = classify::classify(&st.record, end);

@@ -39,6 +39,7 @@ impl Ladder {
             window: win,
             header_len: 20,
             payload_len: Some(len),
+            payload_offset: None,
             wscale: None,
             options_complete: true,
             origin: Origin::Direct,
@@ -52,10 +53,19 @@ impl Ladder {
 
     /// Feed one segment; returns (stream, flags printed).
     #[allow(clippy::too_many_arguments)]
-    pub fn seg(&mut self, who: u8, flags: u16, seq: u32, ack: u32, len: u32, t_ms: f64, win: u16) -> (u32, AnalysisFlags) {
+    pub fn seg(
+        &mut self,
+        who: u8,
+        flags: u16,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        t_ms: f64,
+        win: u16,
+    ) -> (u32, AnalysisFlags) {
         let seg = Self::segment(who, flags, seq, ack, len, win);
         let at = self.at(t_ms);
-        self.engine.on_segment(&seg, at, true)
+        self.engine.on_segment(&seg, &[], at, true)
     }
 
     /// An ICMP error quoting a segment sent by `who`.
@@ -64,7 +74,7 @@ impl Ladder {
         seg.payload_len = None;
         seg.origin = Origin::IcmpQuote(IcmpError::Unreachable(1));
         let at = self.at(t_ms);
-        self.engine.on_segment(&seg, at, true);
+        self.engine.on_segment(&seg, &[], at, true);
     }
 
     /// A non-TCP frame at `t_ms` (moves the capture's end).

@@ -98,10 +98,7 @@ impl FlagCounts {
     }
     /// Count of one flag.
     pub fn get(&self, bit: u16) -> u32 {
-        AnalysisFlags::NAMES
-            .iter()
-            .position(|(b, _)| *b == bit)
-            .map_or(0, |i| self.0[i])
+        AnalysisFlags::NAMES.iter().position(|(b, _)| *b == bit).map_or(0, |i| self.0[i])
     }
     /// Element-wise sum.
     pub fn plus(&self, other: &FlagCounts) -> FlagCounts {

@@ -26,6 +26,52 @@ const DEFAULT_OOO_THRESHOLD_NS: u64 = 3_000_000;
 /// `dupacknum` sentinel meaning "-1" (reference §2.3 B, §4.4).
 const DUPACK_SENTINEL: u32 = u32::MAX;
 
+/// Wireshark keeps at most this many unacknowledged segments per side;
+/// beyond it a new data/SYN/FIN segment is not listed, and then its SYN or
+/// FIN does not count as a sequence byte (packet-tcp.c,
+/// `TCP_MAX_UNACKED_SEGMENTS`).
+const MAX_UNACKED_SEGMENTS: usize = 10_000;
+
+/// The ends (`seq + len (+1 for SYN/FIN)`) of one side's segments that are
+/// not acknowledged yet. Only its length influences the flags (through
+/// [`MAX_UNACKED_SEGMENTS`]), but which entries an ACK removes depends on
+/// their values, so they are kept. Memory is bounded by the limit and is
+/// empty whenever the peer acknowledges everything.
+#[derive(Clone, Debug, Default)]
+pub struct Unacked {
+    ends: std::collections::VecDeque<u32>,
+    /// Every end is (modularly) greater than the one before, so an ACK
+    /// removes a prefix: the common case, O(removed).
+    increasing: bool,
+}
+
+impl Unacked {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, end: u32) {
+        if self.ends.is_empty() {
+            self.increasing = true;
+        } else if self.ends.back().is_some_and(|&b| !gt(end, b)) {
+            self.increasing = false;
+        }
+        self.ends.push_back(end);
+    }
+
+    /// Drop every segment whose end is not beyond `ack` (Wireshark does
+    /// this with the ack field of every packet, ACK flag or not).
+    fn acknowledge(&mut self, ack: u32) {
+        if self.increasing {
+            while self.ends.front().is_some_and(|&e| !gt(e, ack)) {
+                self.ends.pop_front();
+            }
+        } else {
+            self.ends.retain(|&e| gt(e, ack));
+        }
+    }
+}
+
 /// Window-scale knowledge of one side (Wireshark's `win_scale`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum WinScale {
@@ -40,7 +86,7 @@ pub enum WinScale {
 /// Wireshark's per-direction analysis state (reference §2.2). Zero in
 /// `nextseq`, `maxseqtobeacked` and `lastack` means "not seen yet", as in
 /// Wireshark: an absolute value of 0 is indistinguishable (reference §4.3).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SideState {
     /// Base sequence number (`TCP_S_BASE_SEQ_SET` + `base_seq`).
     pub base_seq: Option<u32>,
@@ -64,6 +110,8 @@ pub struct SideState {
     pub dupacknum: u32,
     /// Flags of this side's previous packet.
     pub lastsegmentflags: AnalysisFlags,
+    /// Segments not acknowledged yet.
+    pub unacked: Unacked,
 }
 
 impl Default for SideState {
@@ -80,13 +128,14 @@ impl Default for SideState {
             is_first_ack: false,
             dupacknum: 0,
             lastsegmentflags: AnalysisFlags(0),
+            unacked: Unacked::default(),
         }
     }
 }
 
 /// Per-stream analysis state: both sides plus the handshake timing that
 /// feeds the out-of-order threshold.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct StreamAnalysis {
     /// Side 0 (the stream's first sender) and side 1.
     pub sides: [SideState; 2],
@@ -298,9 +347,7 @@ fn analyze(
         if seglen > 1 && seq == fwd.nextseq.wrapping_sub(1) {
             not_advanced = false;
         }
-        let end_with_flags = seq
-            .wrapping_add(seglen)
-            .wrapping_add(u32::from(f.any(TcpFlags::SYN | TcpFlags::FIN)));
+        let end_with_flags = seq.wrapping_add(seglen).wrapping_add(u32::from(f.any(TcpFlags::SYN | TcpFlags::FIN)));
         if seglen > 0 && rev.lastack != 0 && le(seq.wrapping_add(seglen), rev.lastack) {
             // C.c spurious: every byte was already acknowledged.
             out.set(AnalysisFlags::SPURIOUS_RETRANSMISSION);
@@ -326,9 +373,13 @@ fn analyze(
     }
 
     // ---- Part D: state update ----
-    let end = seq
-        .wrapping_add(seglen)
-        .wrapping_add(u32::from(f.any(TcpFlags::SYN | TcpFlags::FIN)));
+    // Data, SYN and FIN segments are listed as unacknowledged while the
+    // list has room; only a listed SYN or FIN counts as a sequence byte.
+    let mut end = seq.wrapping_add(seglen);
+    if (seglen > 0 || f.any(TcpFlags::SYN | TcpFlags::FIN)) && fwd.unacked.len() < MAX_UNACKED_SEGMENTS {
+        end = end.wrapping_add(u32::from(f.any(TcpFlags::SYN | TcpFlags::FIN)));
+        fwd.unacked.push(end);
+    }
     if (gt(end, fwd.nextseq) || fwd.nextseq == 0) && !zwp {
         fwd.nextseq = end;
         fwd.nextseqtime = now;
@@ -340,6 +391,7 @@ fn analyze(
     fwd.lastack = ack;
     fwd.lastacktime = now;
     fwd.lastsegmentflags = out;
+    rev.unacked.acknowledge(ack);
     out
 }
 

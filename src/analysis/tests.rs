@@ -188,3 +188,20 @@ fn s4_new_syn_after_fin_close_is_new_stream() {
     l.seg(C, ACK, 102, 902, 0, 5.0, 1000);
     assert_eq!(l.seg(C, SYN, 7777, 0, 0, 2005.0, 1000), (1, only(F::REUSED_PORTS)));
 }
+
+#[test]
+fn fin_beyond_ten_thousand_unacked_segments_is_not_a_sequence_byte() {
+    let mut l = Ladder::new();
+    l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
+    l.seg(S, SA, 900, 101, 0, 1.0, 1000);
+    l.seg(C, ACK, 101, 901, 0, 2.0, 1000);
+    // 10,000 data segments the server never acknowledges fill the list.
+    for i in 0..10_000u32 {
+        l.seg(C, ACK, 101 + i * 10, 901, 10, 3.0 + f64::from(i) * 0.01, 1000);
+    }
+    let fin_seq = 101 + 10_000 * 10;
+    l.seg(C, FIN | ACK, fin_seq, 901, 0, 200.0, 1000);
+    // The FIN was not listed, so it did not advance the client's next
+    // sequence number: the server's ACK of it acknowledges "unseen" bytes.
+    assert_eq!(l.seg(S, FIN | ACK, 901, fin_seq + 1, 0, 201.0, 1000).1, only(F::ACK_LOST_SEGMENT));
+}

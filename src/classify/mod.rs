@@ -131,7 +131,8 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     if cs.packets + ss.packets == 0 {
         if let Some(i) = r.icmp.filter(|i| i.quoted_syn) {
             v.label = Label::Unreachable;
-            v.reason = format!("only an ICMP {} quoting the SYN was captured (frame {})", icmp_name(i.kind), i.at.frame);
+            v.reason =
+                format!("only an ICMP {} quoting the SYN was captured (frame {})", icmp_name(i.kind), i.at.frame);
         } else {
             v.reason = "the stream is known only from ICMP errors quoting it".to_string();
         }
@@ -181,7 +182,9 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
         // A bare server RST right after the handshake ACK or first data,
         // before anyone retransmitted, ended the attempt (reading 4, 5).
         if let Some(rst) = ss.rst.filter(|x| {
-            x.at.frame > ack.frame && before(x.at, ss.first_retransmission) && before(x.at, cs.first_data_retransmission)
+            x.at.frame > ack.frame
+                && before(x.at, ss.first_retransmission)
+                && before(x.at, cs.first_data_retransmission)
         }) {
             let phase = if cs.first_data.is_some_and(|d| d.frame < rst.at.frame) {
                 ResetPhase::Data
@@ -252,7 +255,10 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
         if let Some(rst) = cs.rst.filter(|x| x.at.frame > sa.at.frame) {
             v.label = Label::Reset;
             v.reset = Some(ResetCause { by: Role::Client, phase: ResetPhase::AfterSynAck, frame: rst.at.frame });
-            v.reason = format!("the client answered the SYN-ACK of frame {} with a RST in frame {}", sa.at.frame, rst.at.frame);
+            v.reason = format!(
+                "the client answered the SYN-ACK of frame {} with a RST in frame {}",
+                sa.at.frame, rst.at.frame
+            );
             return v;
         }
         if ss.syn_acks <= 1 && end.saturating_sub(sa.at.ts.0) < DECISION_WINDOW_NS {
@@ -292,15 +298,20 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     if let (true, Some(x)) = (rst_first, rst) {
         v.label = Label::Reset;
         v.reset = Some(ResetCause { by: Role::Server, phase: ResetPhase::Syn, frame: x.at.frame });
-        v.reason = format!("the server refused the connection: its RST in frame {} answered the SYN of frame {}", x.at.frame, syn.at.frame);
+        v.reason = format!(
+            "the server refused the connection: its RST in frame {} answered the SYN of frame {}",
+            x.at.frame, syn.at.frame
+        );
         if cs.syn_retransmissions > 0 {
-            v.reason += &format!(" after {}", plural(cs.syn_retransmissions, "SYN retransmission", "SYN retransmissions"));
+            v.reason +=
+                &format!(" after {}", plural(cs.syn_retransmissions, "SYN retransmission", "SYN retransmissions"));
         }
         return v;
     }
     if let Some(i) = icmp {
         v.label = Label::Unreachable;
-        v.reason = format!("an ICMP {} in frame {} answered the SYN of frame {}", icmp_name(i.kind), i.at.frame, syn.at.frame);
+        v.reason =
+            format!("an ICMP {} in frame {} answered the SYN of frame {}", icmp_name(i.kind), i.at.frame, syn.at.frame);
         return v;
     }
     let span = cs.last.map_or(0, |l| l.ts.0.saturating_sub(syn.at.ts.0));
@@ -333,7 +344,12 @@ fn before(at: At, other: Option<At>) -> bool {
 
 /// The server showed it holds the connection (reading 3, 5): the first
 /// piece of evidence as a sentence, or `None`.
-fn server_holds(cs: &SideRecord, ss: &SideRecord, client_next: Option<u32>, server_next: Option<u32>) -> Option<String> {
+fn server_holds(
+    cs: &SideRecord,
+    ss: &SideRecord,
+    client_next: Option<u32>,
+    server_next: Option<u32>,
+) -> Option<String> {
     if ss.bytes > 0 {
         let f = ss.first_data.map_or(0, |a| a.frame);
         return Some(format!("the server sent {} (first in frame {})", plural(ss.bytes, "byte", "bytes"), f));

@@ -57,7 +57,10 @@ pub fn run(args: Args) -> u8 {
     let mut code = EXIT_OK;
     for i in &header.inputs {
         if i.truncated {
-            eprintln!("flowclass: warning: {}: file cut short in the middle of a record after frame {}; flows up to the cut are reported", i.path, i.packets);
+            eprintln!(
+                "flowclass: warning: {}: file cut short in the middle of a record after frame {}; flows up to the cut are reported",
+                i.path, i.packets
+            );
             code = EXIT_DAMAGED;
         }
         if let Some(e) = &i.error {

@@ -128,8 +128,14 @@ pub struct Segment {
     /// it (ICMP quote, IP length shorter than the TCP header): then no
     /// sequence analysis runs.
     pub payload_len: Option<u32>,
-    /// Window-scale option value if this segment carried one (SYN/SYN-ACK),
-    /// `None` when absent. Only meaningful when `options_complete`.
+    /// Where the captured payload starts within the frame's bytes, when it
+    /// lies in this frame (not for reassembled fragments or ICMP quotes).
+    /// Lets the few payload-dependent numbering rules look at it.
+    pub payload_offset: Option<u32>,
+    /// Window-scale shift if a well-formed window-scale option is among the
+    /// *captured* option bytes (any segment; it matters on SYN/SYN-ACK),
+    /// `None` when absent or cut off by the snaplen (tshark then never
+    /// learns it either, reference §4.18). Raw value, not clamped to 14.
     pub wscale: Option<u8>,
     /// True when the whole TCP header including options was captured;
     /// tshark prints `tcp.analysis.*` only then (reference §2.4).

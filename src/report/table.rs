@@ -32,7 +32,13 @@ fn end_text(f: &Flow) -> &'static str {
 }
 
 /// Write the whole table report.
-pub fn write(out: &mut impl Write, header: &Header, flows: &[Flow], colour_on: bool, width: Option<u16>) -> io::Result<()> {
+pub fn write(
+    out: &mut impl Write,
+    header: &Header,
+    flows: &[Flow],
+    colour_on: bool,
+    width: Option<u16>,
+) -> io::Result<()> {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
     if let Some(w) = width {
@@ -44,7 +50,17 @@ pub fn write(out: &mut impl Write, header: &Header, flows: &[Flow], colour_on: b
         t.enforce_styling();
     }
     t.set_header(vec![
-        "stream", "client", "server", "label", "SYN rtx", "SYN-ACK rtx", "retx", "dup-ACK", "pkts", "duration", "end",
+        "stream",
+        "client",
+        "server",
+        "label",
+        "SYN rtx",
+        "SYN-ACK rtx",
+        "retx",
+        "dup-ACK",
+        "pkts",
+        "duration",
+        "end",
     ]);
     for f in flows {
         let mut label = Cell::new(f.label.as_str());
@@ -58,8 +74,10 @@ pub fn write(out: &mut impl Write, header: &Header, flows: &[Flow], colour_on: b
             label,
             Cell::new(f.handshake.syn_retransmissions).set_alignment(CellAlignment::Right),
             Cell::new(f.handshake.syn_ack_retransmissions).set_alignment(CellAlignment::Right),
-            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::RETRANSMISSION)).set_alignment(CellAlignment::Right),
-            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::DUPLICATE_ACK)).set_alignment(CellAlignment::Right),
+            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::RETRANSMISSION))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::DUPLICATE_ACK))
+                .set_alignment(CellAlignment::Right),
             Cell::new(f.packets.client + f.packets.server).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.3}s", f.duration_s)).set_alignment(CellAlignment::Right),
             Cell::new(end_text(f)),

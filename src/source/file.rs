@@ -98,14 +98,18 @@ impl CaptureFile {
             },
         })?;
         Ok(CaptureFile {
-            meta: Meta { legacy: None, ifaces: Vec::new(), info: InputInfo {
-                path: path.to_string(),
-                format: "pcap",
-                linktype: Vec::new(),
-                packets: 0,
-                truncated: false,
-                error: None,
-            }},
+            meta: Meta {
+                legacy: None,
+                ifaces: Vec::new(),
+                info: InputInfo {
+                    path: path.to_string(),
+                    format: "pcap",
+                    linktype: Vec::new(),
+                    packets: 0,
+                    truncated: false,
+                    error: None,
+                },
+            },
             reader,
             to_consume: 0,
             pending: None,
@@ -129,7 +133,6 @@ impl Meta {
 }
 
 impl CaptureFile {
-
     /// Make sure `pending` holds the next frame, unless the file is done.
     fn fill(&mut self) {
         if self.pending.is_some() || self.done {

@@ -11,8 +11,10 @@
 //!   only re-bases (§1.4.2).
 
 mod key;
+mod socks;
 
 pub use key::{Endpoint, StreamKey};
+pub use socks::{SOCKS_PORT, SocksState};
 
 use std::collections::HashMap;
 
@@ -55,6 +57,20 @@ impl StreamTable {
     /// True when no stream was created.
     pub fn is_empty(&self) -> bool {
         self.next_index == 0
+    }
+
+    /// Make sure the endpoint pair `a`-`b` has a stream, as another
+    /// dissector's conversation lookup does (see [`SocksState`]). Returns
+    /// the new index if one had to be created.
+    pub fn claim(&mut self, a: Endpoint, b: Endpoint) -> Option<StreamId> {
+        let key = StreamKey::new(a, b);
+        if self.current.contains_key(&key) {
+            return None;
+        }
+        let id = self.next_index;
+        self.next_index += 1;
+        self.current.insert(key, id);
+        Some(id)
     }
 
     /// Find or create the stream for `seg`. `side_a` gives, for an existing
