@@ -80,12 +80,8 @@ fn invalid_bpf_filter_exits_1_with_libpcap_message() {
 fn stdin_gives_the_same_flows_as_the_file() {
     let s = sample(MAIN_SAMPLE);
     let from_file = json_of(&["--format", "json", s.to_str().unwrap()]);
-    let mut child = util::flowclass()
-        .args(["--format", "json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        util::flowclass().args(["--format", "json", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let bytes = std::fs::read(&s).unwrap();
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -106,7 +102,11 @@ fn split_pcap(src: &Path, a: &Path, b: &Path) {
     while off + 16 <= data.len() {
         let caplen = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
         let rec = &data[off..off + 16 + caplen];
-        if n % 2 == 0 { x.extend_from_slice(rec) } else { y.extend_from_slice(rec) }
+        if n % 2 == 0 {
+            x.extend_from_slice(rec)
+        } else {
+            y.extend_from_slice(rec)
+        }
         off += 16 + caplen;
         n += 1;
     }
@@ -174,8 +174,22 @@ fn json_contract_fields_are_present() {
     }
     let f = &doc["flows"][0];
     for k in [
-        "stream", "label", "reason", "client", "server", "packets", "analysis", "analysis_by_direction",
-        "handshake", "end", "first_frame", "last_frame", "first_ts", "last_ts", "duration_s", "bytes",
+        "stream",
+        "label",
+        "reason",
+        "client",
+        "server",
+        "packets",
+        "analysis",
+        "analysis_by_direction",
+        "handshake",
+        "end",
+        "first_frame",
+        "last_frame",
+        "first_ts",
+        "last_ts",
+        "duration_s",
+        "bytes",
         "wireshark_filter",
     ] {
         assert!(f.get(k).is_some(), "flow missing {k}");
@@ -184,7 +198,10 @@ fn json_contract_fields_are_present() {
     assert!(f["first_ts"].as_str().unwrap().ends_with('Z'));
     assert_eq!(f["wireshark_filter"], format!("tcp.stream eq {}", f["stream"]));
     let labels = doc["summary"]["labels"].as_object().unwrap();
-    assert_eq!(labels.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), doc["flows"].as_array().unwrap().len() as u64);
+    assert_eq!(
+        labels.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        doc["flows"].as_array().unwrap().len() as u64
+    );
 }
 
 #[test]
@@ -213,7 +230,11 @@ fn closed_pipe_is_not_an_error() {
     let big = corpus.join("zeek/echo-connections.pcap");
     let mut child = util::flowclass()
         .args(["--format", "json"])
-        .arg(&big).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        .arg(&big)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut first = [0u8; 16];
     child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     drop(child.stdout.take());
