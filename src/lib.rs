@@ -27,6 +27,7 @@
 pub mod analysis;
 pub mod classify;
 pub mod decode;
+pub mod diagnose;
 pub mod engine;
 pub mod error;
 pub mod record;

@@ -18,16 +18,19 @@ pub const RST: u16 = TcpFlags::RST;
 pub struct Ladder {
     pub engine: Engine,
     frame: u64,
+    /// The client's port for the next segments (default 1234).
+    pub client_port: u16,
 }
 
 impl Ladder {
     pub fn new() -> Self {
-        Ladder { engine: Engine::new(), frame: 0 }
+        Ladder { engine: Engine::new(), frame: 0, client_port: 1234 }
     }
 
-    fn segment(who: u8, flags: u16, seq: u32, ack: u32, len: u32, win: u16) -> Segment {
+    fn segment(&self, who: u8, flags: u16, seq: u32, ack: u32, len: u32, win: u16) -> Segment {
         let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2]));
-        let (src, dst, sport, dport) = if who == C { (a, b, 1234, 80) } else { (b, a, 80, 1234) };
+        let p = self.client_port;
+        let (src, dst, sport, dport) = if who == C { (a, b, p, 80) } else { (b, a, 80, p) };
         Segment {
             src,
             dst,
@@ -63,14 +66,14 @@ impl Ladder {
         t_ms: f64,
         win: u16,
     ) -> (u32, AnalysisFlags) {
-        let seg = Self::segment(who, flags, seq, ack, len, win);
+        let seg = self.segment(who, flags, seq, ack, len, win);
         let at = self.at(t_ms);
         self.engine.on_segment(&seg, &[], at, true)
     }
 
     /// An ICMP error quoting a segment sent by `who`.
     pub fn icmp(&mut self, who: u8, flags: u16, seq: u32, t_ms: f64) {
-        let mut seg = Self::segment(who, flags, seq, 0, 0, 1000);
+        let mut seg = self.segment(who, flags, seq, 0, 0, 1000);
         seg.payload_len = None;
         seg.origin = Origin::IcmpQuote(IcmpError::Unreachable(1));
         let at = self.at(t_ms);
@@ -85,5 +88,11 @@ impl Ladder {
 
     pub fn finish(self) -> Vec<Finished> {
         self.engine.finish().0
+    }
+
+    /// Finished streams and the capture's last timestamp.
+    pub fn finish_with_end(self) -> (Vec<Finished>, Option<Timestamp>) {
+        let (f, stats) = self.engine.finish();
+        (f, stats.last_ts)
     }
 }

@@ -3,8 +3,9 @@
 use std::io::{self, BufWriter, IsTerminal, Write};
 
 use flowclass::decode::SkipReason;
-use flowclass::engine::Engine;
-use flowclass::report::{Flow, Header, json, table};
+use flowclass::diagnose::diagnose;
+use flowclass::engine::{Engine, Finished};
+use flowclass::report::{Flow, Header, ServerOut, json, table};
 use flowclass::source::{FileSet, FrameFilter};
 
 use super::args::{Args, ColorChoice, Format};
@@ -52,6 +53,8 @@ pub fn run(args: Args) -> u8 {
         .filter(|f| args.label.is_empty() || args.label.contains(&f.verdict.label))
         .map(Flow::from_finished)
         .collect();
+    let selected: Vec<Finished> = finished.into_iter().filter(|f| f.record.selected).collect();
+    let servers: Vec<ServerOut> = diagnose(&selected, stats.last_ts).iter().map(ServerOut::from).collect();
     let header = Header::new(inputs, &stats, streams_total, &flows);
 
     let mut code = EXIT_OK;
@@ -85,10 +88,11 @@ pub fn run(args: Args) -> u8 {
     let is_tty = stdout.is_terminal();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let written = match args.format {
-        Format::Json => json::write_document(&mut out, &header, &flows),
+        Format::Json => json::write_document(&mut out, &header, &servers, &flows),
         Format::Jsonl => flows
             .iter()
             .try_for_each(|f| json::write_flow_line(&mut out, f))
+            .and_then(|_| servers.iter().try_for_each(|s| json::write_server_line(&mut out, s)))
             .and_then(|_| json::write_summary_line(&mut out, &header)),
         Format::Table => {
             let colour = match args.color {
@@ -96,7 +100,7 @@ pub fn run(args: Args) -> u8 {
                 ColorChoice::Never => false,
                 ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
             };
-            table::write(&mut out, &header, &flows, colour, None)
+            table::write(&mut out, &header, &servers, &flows, colour, None)
         }
     }
     .and_then(|_| out.flush());

@@ -4,12 +4,13 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Flow, Header};
+use super::{Flow, Header, ServerOut};
 
 #[derive(Serialize)]
 struct Document<'a> {
     #[serde(flatten)]
     header: &'a Header,
+    servers: &'a [ServerOut],
     flows: &'a [Flow],
 }
 
@@ -21,15 +22,21 @@ struct Line<'a, T: Serialize> {
     body: &'a T,
 }
 
-/// One JSON document: the header fields plus `flows`.
-pub fn write_document(out: &mut impl Write, header: &Header, flows: &[Flow]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &Document { header, flows })?;
+/// One JSON document: the header fields, `servers` and `flows`.
+pub fn write_document(out: &mut impl Write, header: &Header, servers: &[ServerOut], flows: &[Flow]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &Document { header, servers, flows })?;
     out.write_all(b"\n")
 }
 
 /// One flow object per line (`"type": "flow"`).
 pub fn write_flow_line(out: &mut impl Write, flow: &Flow) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &Line { kind: "flow", body: flow })?;
+    out.write_all(b"\n")
+}
+
+/// One server diagnosis per line (`"type": "server"`).
+pub fn write_server_line(out: &mut impl Write, server: &ServerOut) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &Line { kind: "server", body: server })?;
     out.write_all(b"\n")
 }
 

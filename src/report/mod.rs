@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::analysis::FlagCounts;
 use crate::classify::{ClientRule, Label, ResetCause};
 use crate::decode::SkipReason;
+use crate::diagnose::{Confidence, Diagnosis, Evidence, ServerVerdict};
 use crate::engine::{Finished, FrameStats};
 use crate::source::InputInfo;
 use crate::stream::Endpoint;
@@ -193,6 +194,63 @@ impl Flow {
             last_ts: last.1.to_string(),
             duration_s: last.1.secs_since(first.1),
             wireshark_filter: format!("tcp.stream eq {}", r.stream),
+        }
+    }
+}
+
+/// One server's diagnosis as reported (`servers[]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerOut {
+    /// The server endpoint.
+    pub server: EndpointOut,
+    /// Streams with a connection attempt (SYN or SYN-ACK seen).
+    pub attempts: u64,
+    /// Distinct client addresses.
+    pub clients: u64,
+    /// Streams per label, zeros included.
+    pub labels: BTreeMap<&'static str, u64>,
+    /// Client SYN retransmissions.
+    pub syn_retransmissions: u64,
+    /// Server SYN-ACK retransmissions.
+    pub syn_ack_retransmissions: u64,
+    /// Streams with a RST from either side.
+    pub resets: u64,
+    /// Most established connections held at once.
+    pub peak_established: u64,
+    /// The verdict.
+    pub verdict: ServerVerdict,
+    /// `high`, `medium` or `low`.
+    pub confidence: Confidence,
+    /// Accept-queue limit inferred (accept_queue_overflow only).
+    pub backlog_estimate: Option<u64>,
+    /// The numbers behind the verdict.
+    pub explanation: String,
+    /// Streams, frames and a Wireshark filter.
+    pub evidence: Evidence,
+    /// What to change.
+    pub remedy: String,
+    /// Further observations.
+    pub notes: Vec<String>,
+}
+
+impl From<&Diagnosis> for ServerOut {
+    fn from(d: &Diagnosis) -> Self {
+        ServerOut {
+            server: d.server.into(),
+            attempts: d.attempts,
+            clients: d.clients,
+            labels: d.labels.clone(),
+            syn_retransmissions: d.syn_retransmissions,
+            syn_ack_retransmissions: d.syn_ack_retransmissions,
+            resets: d.resets,
+            peak_established: d.peak_established,
+            verdict: d.verdict,
+            confidence: d.confidence,
+            backlog_estimate: d.backlog_estimate,
+            explanation: d.explanation.clone(),
+            evidence: d.evidence.clone(),
+            remedy: d.remedy.clone(),
+            notes: d.notes.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
 
-use super::{Flow, Header};
+use super::{Flow, Header, ServerOut};
 use crate::classify::Label;
 
 fn colour(label: Label) -> Color {
@@ -35,6 +35,7 @@ fn end_text(f: &Flow) -> &'static str {
 pub fn write(
     out: &mut impl Write,
     header: &Header,
+    servers: &[ServerOut],
     flows: &[Flow],
     colour_on: bool,
     width: Option<u16>,
@@ -104,6 +105,8 @@ pub fn write(
         )?;
     }
 
+    write_servers(out, servers)?;
+
     writeln!(out, "\ninputs:")?;
     for i in &header.inputs {
         write!(out, "  {} ({}, {}): {} frames", i.path, i.format, i.linktype.join(","), i.packets)?;
@@ -122,4 +125,34 @@ pub fn write(
         write!(out, "; skipped: {}", skipped.join(", "))?;
     }
     writeln!(out)
+}
+
+/// The Servers section: verdict, confidence, explanation, evidence, remedy.
+fn write_servers(out: &mut impl Write, servers: &[ServerOut]) -> io::Result<()> {
+    if servers.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nservers:")?;
+    for s in servers {
+        let verdict =
+            serde_json::to_value(s.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let confidence =
+            serde_json::to_value(s.confidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        write!(out, "  {}:{}  {verdict} ({confidence} confidence)", s.server.ip, s.server.port)?;
+        if let Some(b) = s.backlog_estimate {
+            write!(out, ", accept queue limit ~{b}")?;
+        }
+        writeln!(out, "; {} attempts, peak {} established", s.attempts, s.peak_established)?;
+        writeln!(out, "    why: {}", s.explanation)?;
+        if !s.evidence.wireshark_filter.is_empty() {
+            writeln!(out, "    see: {}", s.evidence.wireshark_filter)?;
+        }
+        if s.verdict != crate::diagnose::ServerVerdict::Healthy {
+            writeln!(out, "    fix: {}", s.remedy)?;
+        }
+        for n in &s.notes {
+            writeln!(out, "    note: {n}")?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,472 @@
+//! Per-server diagnosis: group finished streams by server endpoint and say
+//! which server is sick, why, how sure we are, and what to change. Pure:
+//! classified streams in, opinions out.
+//!
+//! Verdicts are tried in order of how specific their evidence is; the
+//! first that fits is the verdict, and capture loss is always added as a
+//! note where it applies, because lost packets make every count a lower
+//! bound.
+
+pub mod backlog;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::analysis::AnalysisFlags;
+use crate::classify::{Label, ResetPhase, Role};
+use crate::engine::Finished;
+use crate::record::SideRecord;
+use crate::stream::Endpoint;
+use crate::time::Timestamp;
+use backlog::Held;
+
+/// Retransmitted share of established flows' packets above which the path
+/// is called lossy (with at least [`LOSSY_MIN_RETRANSMISSIONS`]).
+const LOSSY_RATE: f64 = 0.02;
+/// Fewer retransmissions than this are never "a lossy path".
+const LOSSY_MIN_RETRANSMISSIONS: u64 = 3;
+/// Half-open attempts needed before calling it a SYN flood.
+const FLOOD_MIN_HALF_OPEN: u64 = 10;
+/// Streams and frames listed as evidence, at most.
+const EVIDENCE_MAX: usize = 20;
+/// A SYN-ACK must have had this long to be retransmitted before its
+/// absence means "stateless SYN cookies" (Linux's initial RTO, 1 s).
+const SYNACK_RETRY_NS: i64 = 1_000_000_000;
+
+/// What is wrong with a server, if anything.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerVerdict {
+    /// The listener's accept queue overflowed.
+    AcceptQueueOverflow,
+    /// Many half-open attempts from many sources.
+    SynFlood,
+    /// SYNs answered with RST: nothing listens.
+    PortClosed,
+    /// No attempt ever succeeded: SYN timeouts or ICMP errors.
+    UnreachableOrFiltered,
+    /// Established flows retransmit a lot.
+    LossyPath,
+    /// The capture itself missed packets.
+    CaptureLoss,
+    /// Nothing wrong seen.
+    Healthy,
+}
+
+/// How sure the verdict is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Direct evidence of the mechanism.
+    High,
+    /// Consistent evidence, other causes possible.
+    Medium,
+    /// A hint only.
+    Low,
+}
+
+/// Streams and frames that show the verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evidence {
+    /// Stream indices (at most 20).
+    pub streams: Vec<u32>,
+    /// Key frames (at most 20).
+    pub frames: Vec<u64>,
+    /// Wireshark display filter showing the evidence streams.
+    pub wireshark_filter: String,
+}
+
+/// The diagnosis of one server endpoint.
+#[derive(Clone, Debug)]
+pub struct Diagnosis {
+    /// The server endpoint.
+    pub server: Endpoint,
+    /// Streams with a connection attempt (SYN or SYN-ACK seen).
+    pub attempts: u64,
+    /// Distinct client addresses.
+    pub clients: u64,
+    /// Streams per label (all of the server's streams).
+    pub labels: BTreeMap<&'static str, u64>,
+    /// Client SYN retransmissions.
+    pub syn_retransmissions: u64,
+    /// Server SYN-ACK retransmissions.
+    pub syn_ack_retransmissions: u64,
+    /// Streams with a RST from either side.
+    pub resets: u64,
+    /// Most established connections held at once.
+    pub peak_established: u64,
+    /// The verdict.
+    pub verdict: ServerVerdict,
+    /// How sure.
+    pub confidence: Confidence,
+    /// Accept-queue limit inferred (accept_queue_overflow only).
+    pub backlog_estimate: Option<u64>,
+    /// One or two sentences with the numbers behind the verdict.
+    pub explanation: String,
+    /// Streams and frames.
+    pub evidence: Evidence,
+    /// What to change.
+    pub remedy: String,
+    /// Further observations (capture loss, transient overflows).
+    pub notes: Vec<String>,
+}
+
+/// One stream reduced to what the diagnosis needs.
+struct Facts<'a> {
+    f: &'a Finished,
+    client: Endpoint,
+    /// Client's handshake ACK.
+    hs_ack: Option<Timestamp>,
+    /// When the server stopped holding the connection (its FIN or RST).
+    released: Option<Timestamp>,
+    /// When the server first sent data (the application had accepted it).
+    served: Option<Timestamp>,
+}
+
+/// Diagnose every server endpoint that received connection attempts, in
+/// order of the server's first stream. `capture_end` is the last frame's
+/// time.
+pub fn diagnose(finished: &[Finished], capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
+    let mut order: Vec<Endpoint> = Vec::new();
+    let mut groups: HashMap<Endpoint, Vec<Facts<'_>>> = HashMap::new();
+    for f in finished {
+        let c = f.verdict.client_dir;
+        let server = f.record.endpoints[1 - c];
+        let ss = &f.record.sides[1 - c];
+        let released = [ss.fin.map(|a| a.ts), ss.rst.map(|a| a.at.ts)].into_iter().flatten().min();
+        let facts = Facts {
+            f,
+            client: f.record.endpoints[c],
+            hs_ack: f.verdict.handshake_ack.map(|a| a.ts),
+            released,
+            served: ss.first_data.map(|a| a.ts),
+        };
+        groups
+            .entry(server)
+            .or_insert_with(|| {
+                order.push(server);
+                Vec::new()
+            })
+            .push(facts);
+    }
+    let end = capture_end.unwrap_or_default();
+    order
+        .into_iter()
+        .filter_map(|server| {
+            let flows = groups.remove(&server)?;
+            let attempts = flows
+                .iter()
+                .filter(|x| {
+                    let s = &x.f.record.sides;
+                    let c = x.f.verdict.client_dir;
+                    s[c].syn.is_some() || s[1 - c].syn_ack.is_some()
+                })
+                .count() as u64;
+            (attempts > 0).then(|| diagnose_server(server, &flows, attempts, end))
+        })
+        .collect()
+}
+
+/// The client's (`client = true`) or the server's side record.
+fn side<'a>(x: &Facts<'a>, client: bool) -> &'a SideRecord {
+    let c = x.f.verdict.client_dir;
+    if client { &x.f.record.sides[c] } else { &x.f.record.sides[1 - c] }
+}
+
+fn count(flows: &[Facts<'_>], pred: impl Fn(&Facts<'_>) -> bool) -> u64 {
+    flows.iter().filter(|x| pred(x)).count() as u64
+}
+
+fn label_is(x: &Facts<'_>, l: Label) -> bool {
+    x.f.verdict.label == l
+}
+
+/// A server RST answering the handshake ACK or first data: the
+/// `tcp_abort_on_overflow=1` signature.
+fn is_overflow_reset(x: &Facts<'_>) -> bool {
+    x.f.verdict
+        .reset
+        .is_some_and(|r| r.by == Role::Server && matches!(r.phase, ResetPhase::HandshakeAck | ResetPhase::Data))
+}
+
+fn evidence(streams: impl Iterator<Item = u32>, frames: impl Iterator<Item = u64>) -> Evidence {
+    let streams: Vec<u32> = streams.take(EVIDENCE_MAX).collect();
+    let frames: Vec<u64> = frames.take(EVIDENCE_MAX).collect();
+    let list: Vec<String> = streams.iter().map(|s| s.to_string()).collect();
+    // Wireshark 4.0 set syntax wants commas between members.
+    let wireshark_filter = match list.len() {
+        0 => String::new(),
+        1 => format!("tcp.stream eq {}", list[0]),
+        _ => format!("tcp.stream in {{{}}}", list.join(",")),
+    };
+    Evidence { streams, frames, wireshark_filter }
+}
+
+fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Timestamp) -> Diagnosis {
+    let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
+    for x in flows {
+        *labels.entry(x.f.verdict.label.as_str()).or_default() += 1;
+    }
+    let syn_retransmissions = flows.iter().map(|x| u64::from(side(x, true).syn_retransmissions)).sum();
+    let syn_ack_retransmissions = flows.iter().map(|x| u64::from(side(x, false).syn_ack_retransmissions)).sum();
+    let resets = count(flows, |x| x.f.record.sides.iter().any(|s| s.rst.is_some()));
+    let clients = flows.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len() as u64;
+
+    // Established connections: in the server's hands from the handshake
+    // ACK until it released them; in the accept queue until the
+    // application first wrote (it had accepted by then) or released them.
+    let established: Vec<&Facts<'_>> =
+        flows.iter().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
+    let held: Vec<Held> = established
+        .iter()
+        .map(|x| Held {
+            from: x.hs_ack.unwrap_or_default(),
+            until: x.released.unwrap_or(end).max(x.hs_ack.unwrap_or_default()),
+        })
+        .collect();
+    let queued: Vec<Held> = established
+        .iter()
+        .map(|x| {
+            let from = x.hs_ack.unwrap_or_default();
+            let until = [x.released, x.served].into_iter().flatten().min().unwrap_or(end).max(from);
+            Held { from, until }
+        })
+        .collect();
+    let peak_established = backlog::peak(&held) as u64;
+
+    // Capture loss: ACKs of bytes the capture never showed.
+    let acked_unseen: u64 = flows
+        .iter()
+        .map(|x| {
+            u64::from(
+                side(x, true).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
+                    + side(x, false).flags.get(AnalysisFlags::ACK_LOST_SEGMENT),
+            )
+        })
+        .sum();
+    let mut notes = Vec::new();
+    if acked_unseen > 0 {
+        notes.push(format!(
+            "capture_loss: {acked_unseen} ACKs acknowledge segments the capture never saw; the capture missed packets, so every count here is a lower bound"
+        ));
+    }
+    let recovered: Vec<&&Facts<'_>> = established
+        .iter()
+        .filter(|x| side(x, false).syn_acks_after_peer_ack > 0 || side(x, false).syn_ack_retransmissions > 0)
+        .collect();
+    if !recovered.is_empty() {
+        notes.push(format!(
+            "{} established flows needed SYN-ACK retransmissions before completing (streams {}): a transient accept-queue overflow looks like this",
+            recovered.len(),
+            recovered.iter().take(EVIDENCE_MAX).map(|x| x.f.record.stream.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+
+    let base =
+        |verdict, confidence, explanation: String, evidence, remedy: String, backlog_estimate, notes| Diagnosis {
+            server,
+            attempts,
+            clients,
+            labels: labels.clone(),
+            syn_retransmissions,
+            syn_ack_retransmissions,
+            resets,
+            peak_established,
+            verdict,
+            confidence,
+            backlog_estimate,
+            explanation,
+            evidence,
+            remedy,
+            notes,
+        };
+
+    // ---- accept-queue overflow ----
+    // Handshakes completed by the client but not by the server (dropped
+    // ACK or abort RST), or SYNs dropped, while other connections sat
+    // established: the listener's queue was full.
+    let ack_dropped: Vec<&Facts<'_>> =
+        flows.iter().filter(|x| label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x)).collect();
+    let syn_dropped: Vec<&Facts<'_>> = flows
+        .iter()
+        .filter(|x| label_is(x, Label::SynTimeout))
+        .filter(|x| side(x, true).syn.is_some_and(|s| backlog::held_at(&held, s.at.ts) > 0))
+        .collect();
+    // The first drop: a dropped handshake ACK, or a SYN never answered.
+    let drop_time = |x: &&Facts<'_>| -> Option<Timestamp> {
+        if label_is(x, Label::SynTimeout) { side(x, true).syn.map(|s| s.at.ts) } else { x.hs_ack }
+    };
+    let first_drop = ack_dropped.iter().chain(syn_dropped.iter()).filter_map(drop_time).min();
+    let held_then = first_drop.map_or(0, |t| backlog::held_at(&queued, t));
+    // A full queue holds limit + 1 >= 2 connections not yet served. With
+    // fewer, a lone dropped ACK or unanswered SYN is better explained by
+    // loss on the path than by an overflow (a real server's limit is not 0).
+    if held_then >= 2 {
+        let estimate = backlog::limit_from_held(held_then).map(|l| l as u64);
+        let unserved = count(flows, |x| label_is(x, Label::Established) && side(x, false).bytes == 0);
+        let confidence = if !ack_dropped.is_empty() { Confidence::High } else { Confidence::Medium };
+        let ctc = count(flows, |x| label_is(x, Label::ClientThinksConnected));
+        let rst = count(flows, is_overflow_reset);
+        let mut parts = vec![format!("{} of {attempts} attempts were established", established.len())];
+        if ctc > 0 {
+            parts.push(format!("{ctc} clients completed the handshake but the server never took the connection (client_thinks_connected)"));
+        }
+        if rst > 0 {
+            parts.push(format!("{rst} were reset right after the client's handshake ACK (tcp_abort_on_overflow=1)"));
+        }
+        if !syn_dropped.is_empty() {
+            parts.push(format!("{} SYNs went unanswered while established connections were held", syn_dropped.len()));
+        }
+        let mut explanation = parts.join(", ");
+        explanation += &format!(
+            "; the server held {held_then} unserved connections when the first drop happened, so its accept queue limit is about {}",
+            held_then - 1
+        );
+        if unserved > 0 {
+            explanation += &format!(
+                "; {unserved} established connections never got a byte from the server (the application is not accepting or not serving them)"
+            );
+        }
+        let ev = evidence(
+            ack_dropped.iter().chain(syn_dropped.iter()).map(|x| x.f.record.stream),
+            ack_dropped.iter().filter_map(|x| x.f.verdict.handshake_ack.map(|a| a.frame)),
+        );
+        let limit = estimate.map_or("the current limit".to_string(), |e| e.to_string());
+        let remedy = format!(
+            "Raise net.core.somaxconn and the application's listen() backlog above {limit} (the kernel uses the smaller of the two), make the application accept() faster, watch `nstat -az TcpExtListenOverflows TcpExtListenDrops` on the server, and set net.ipv4.tcp_abort_on_overflow=1 so overflows reach clients as resets instead of silent hangs."
+        );
+        return base(ServerVerdict::AcceptQueueOverflow, confidence, explanation, ev, remedy, estimate, notes);
+    }
+    if !ack_dropped.is_empty() {
+        notes.push(format!(
+            "{} handshakes completed on the client side only (streams {}) while the server held {held_then} unserved connections: a lost handshake ACK or a transient overflow, too little to call the queue full",
+            ack_dropped.len(),
+            ack_dropped.iter().take(EVIDENCE_MAX).map(|x| x.f.record.stream.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+
+    // ---- SYN flood ----
+    let half_open: Vec<&Facts<'_>> = flows.iter().filter(|x| label_is(x, Label::SynackUnacked)).collect();
+    if half_open.len() as u64 >= FLOOD_MIN_HALF_OPEN && half_open.len() as u64 * 2 >= attempts {
+        let sources = half_open.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len();
+        // Stateless SYN cookies never retransmit a SYN-ACK.
+        let matured: Vec<&&Facts<'_>> = half_open
+            .iter()
+            .filter(|x| side(x, false).syn_ack.is_some_and(|s| end.0.saturating_sub(s.at.ts.0) >= SYNACK_RETRY_NS))
+            .collect();
+        let cookies = !matured.is_empty() && matured.iter().all(|x| side(x, false).syn_acks == 1);
+        let mut explanation = format!(
+            "{} of {attempts} attempts were half-open (the server's SYN-ACK was never acknowledged) from {sources} source addresses",
+            half_open.len()
+        );
+        if cookies {
+            explanation += "; none of those SYN-ACKs was retransmitted, the signature of SYN cookies (the kernel answered statelessly because its SYN queue was full)";
+        }
+        let ev = evidence(
+            half_open.iter().map(|x| x.f.record.stream),
+            half_open.iter().filter_map(|x| side(x, true).syn.map(|s| s.at.frame)),
+        );
+        let remedy = "Keep net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog, and rate-limit or filter SYNs from the offending sources upstream (check whether they are spoofed).".to_string();
+        let confidence = if sources >= 5 { Confidence::High } else { Confidence::Medium };
+        return base(ServerVerdict::SynFlood, confidence, explanation, ev, remedy, None, notes);
+    }
+
+    // ---- port closed ----
+    let refused: Vec<&Facts<'_>> = flows
+        .iter()
+        .filter(|x| x.f.verdict.reset.is_some_and(|r| r.by == Role::Server && r.phase == ResetPhase::Syn))
+        .collect();
+    if established.is_empty() && !refused.is_empty() && refused.len() as u64 * 2 >= attempts {
+        let explanation =
+            format!("{} of {attempts} attempts were refused: the server answered the SYN with a RST", refused.len());
+        let ev = evidence(
+            refused.iter().map(|x| x.f.record.stream),
+            refused.iter().filter_map(|x| x.f.verdict.reset.map(|r| r.frame)),
+        );
+        let remedy = format!(
+            "Nothing listens on {}:{}: start the service or point the clients at the right port; check `ss -lnt` on the server and firewall rules that answer with RST.",
+            server.addr, server.port
+        );
+        return base(ServerVerdict::PortClosed, Confidence::High, explanation, ev, remedy, None, notes);
+    }
+
+    // ---- unreachable or filtered ----
+    let failed: Vec<&Facts<'_>> =
+        flows.iter().filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable)).collect();
+    let succeeded = count(flows, |x| {
+        matches!(
+            x.f.verdict.label,
+            Label::Established | Label::ClientThinksConnected | Label::SynackUnacked | Label::Reset
+        )
+    });
+    if succeeded == 0 && !failed.is_empty() {
+        let explanation = format!(
+            "none of {attempts} attempts got an answer from the server: {} SYN timeouts, {} ICMP errors",
+            count(flows, |x| label_is(x, Label::SynTimeout)),
+            count(flows, |x| label_is(x, Label::Unreachable))
+        );
+        let ev = evidence(
+            failed.iter().map(|x| x.f.record.stream),
+            failed.iter().filter_map(|x| side(x, true).syn.map(|s| s.at.frame)),
+        );
+        let remedy = "Check that the server host is up and routable, and firewalls or security groups between client and server (an ICMP error names the router that sent it; silent drops point at a DROP rule).".to_string();
+        return base(ServerVerdict::UnreachableOrFiltered, Confidence::Medium, explanation, ev, remedy, None, notes);
+    }
+
+    // ---- lossy path ----
+    let retx: u64 = established
+        .iter()
+        .map(|x| {
+            u64::from(
+                side(x, true).flags.get(AnalysisFlags::RETRANSMISSION)
+                    + side(x, false).flags.get(AnalysisFlags::RETRANSMISSION),
+            )
+        })
+        .sum();
+    let packets: u64 = established.iter().map(|x| side(x, true).packets + side(x, false).packets).sum();
+    if retx >= LOSSY_MIN_RETRANSMISSIONS && packets > 0 && retx as f64 / packets as f64 >= LOSSY_RATE {
+        let lossy: Vec<&&Facts<'_>> = established
+            .iter()
+            .filter(|x| {
+                side(x, true).flags.get(AnalysisFlags::RETRANSMISSION)
+                    + side(x, false).flags.get(AnalysisFlags::RETRANSMISSION)
+                    > 0
+            })
+            .collect();
+        let explanation = format!(
+            "{retx} of {packets} packets of established connections were retransmissions ({:.1}%)",
+            100.0 * retx as f64 / packets as f64
+        );
+        let ev = evidence(lossy.iter().map(|x| x.f.record.stream), std::iter::empty());
+        let remedy = "Look for loss on the path: interface errors and drops (`ip -s link`, `ethtool -S`), queue drops on routers, duplex or MTU mismatches; a capture at the other end shows where packets disappear.".to_string();
+        let confidence = if acked_unseen > 0 { Confidence::Low } else { Confidence::Medium };
+        return base(ServerVerdict::LossyPath, confidence, explanation, ev, remedy, None, notes);
+    }
+
+    // ---- capture loss ----
+    if acked_unseen > 0 {
+        let hit: Vec<&Facts<'_>> = flows
+            .iter()
+            .filter(|x| {
+                side(x, true).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
+                    + side(x, false).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
+                    > 0
+            })
+            .collect();
+        let explanation =
+            format!("{acked_unseen} ACKs acknowledge data the capture never showed: the capture missed packets");
+        let ev = evidence(hit.iter().map(|x| x.f.record.stream), std::iter::empty());
+        let remedy = "Capture again with a larger buffer (tcpdump -B), a snaplen that just covers the headers, or on a less loaded host; until then treat counts as lower bounds.".to_string();
+        notes.retain(|n| !n.starts_with("capture_loss"));
+        return base(ServerVerdict::CaptureLoss, Confidence::High, explanation, ev, remedy, None, notes);
+    }
+
+    let explanation =
+        format!("{} of {attempts} attempts were established and nothing points at a server problem", established.len());
+    let ev = evidence(std::iter::empty(), std::iter::empty());
+    base(ServerVerdict::Healthy, Confidence::Medium, explanation, ev, "Nothing to change.".to_string(), None, notes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! Server verdicts on hand-made ladders (client ports vary per attempt).
+
+use super::{Confidence, ServerVerdict, diagnose};
+use crate::test_support::*;
+
+/// A full handshake from `port` at `t` ms, the client sending 11 bytes.
+fn connect(l: &mut Ladder, port: u16, t: f64) {
+    l.client_port = port;
+    l.seg(C, SYN, 100, 0, 0, t, 1000);
+    l.seg(S, SA, 900, 101, 0, t + 1.0, 1000);
+    l.seg(C, ACK, 101, 901, 0, t + 2.0, 1000);
+    l.seg(C, ACK, 101, 901, 11, t + 3.0, 1000);
+    l.seg(S, ACK, 901, 112, 0, t + 3.1, 1000);
+}
+
+/// A handshake whose ACK the server drops: it repeats its SYN-ACK.
+fn dropped_ack(l: &mut Ladder, port: u16, t: f64) {
+    l.client_port = port;
+    l.seg(C, SYN, 100, 0, 0, t, 1000);
+    l.seg(S, SA, 900, 101, 0, t + 1.0, 1000);
+    l.seg(C, ACK, 101, 901, 0, t + 2.0, 1000);
+    l.seg(C, ACK, 101, 901, 11, t + 3.0, 1000);
+    l.seg(S, SA, 900, 101, 0, t + 1001.0, 1000);
+}
+
+#[test]
+fn overflow_estimates_the_limit_from_connections_held() {
+    let mut l = Ladder::new();
+    for p in 0..3 {
+        connect(&mut l, 2000 + p, f64::from(p) * 10.0);
+    }
+    dropped_ack(&mut l, 3000, 100.0);
+    let (f, end) = l.finish_with_end();
+    let d = diagnose(&f, end);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].verdict, ServerVerdict::AcceptQueueOverflow, "{}", d[0].explanation);
+    assert_eq!(d[0].confidence, Confidence::High);
+    // Three unserved connections held at the drop: limit 2.
+    assert_eq!(d[0].backlog_estimate, Some(2));
+    assert_eq!(d[0].peak_established, 3);
+    assert_eq!(d[0].evidence.wireshark_filter, "tcp.stream eq 3");
+}
+
+#[test]
+fn a_lone_dropped_ack_is_only_a_note() {
+    let mut l = Ladder::new();
+    connect(&mut l, 2000, 0.0);
+    dropped_ack(&mut l, 3000, 100.0);
+    let (f, end) = l.finish_with_end();
+    let d = diagnose(&f, end);
+    assert_ne!(d[0].verdict, ServerVerdict::AcceptQueueOverflow);
+    assert!(d[0].notes.iter().any(|n| n.contains("client side only")), "{:?}", d[0].notes);
+}
+
+#[test]
+fn refused_attempts_mean_port_closed() {
+    let mut l = Ladder::new();
+    for p in 0..3 {
+        l.client_port = 4000 + p;
+        l.seg(C, SYN, 100, 0, 0, f64::from(p), 1000);
+        l.seg(S, RST | ACK, 0, 101, 0, f64::from(p) + 0.1, 0);
+    }
+    let (f, end) = l.finish_with_end();
+    assert_eq!(diagnose(&f, end)[0].verdict, ServerVerdict::PortClosed);
+}
+
+#[test]
+fn unanswered_syn_acks_from_many_ports_are_a_flood_with_cookies() {
+    let mut l = Ladder::new();
+    for p in 0..12 {
+        l.client_port = 5000 + p;
+        l.seg(C, SYN, 100, 0, 0, f64::from(p), 1000);
+        l.seg(S, SA, 900, 101, 0, f64::from(p) + 0.1, 1000);
+    }
+    l.other_frame(5000.0);
+    let (f, end) = l.finish_with_end();
+    let d = diagnose(&f, end);
+    assert_eq!(d[0].verdict, ServerVerdict::SynFlood, "{}", d[0].explanation);
+    assert!(d[0].explanation.contains("SYN cookies"), "{}", d[0].explanation);
+}
+
+#[test]
+fn timeouts_only_mean_unreachable_or_filtered() {
+    let mut l = Ladder::new();
+    for p in 0..2 {
+        l.client_port = 6000 + p;
+        l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
+        l.seg(C, SYN, 100, 0, 0, 1000.0, 1000);
+    }
+    let (f, end) = l.finish_with_end();
+    assert_eq!(diagnose(&f, end)[0].verdict, ServerVerdict::UnreachableOrFiltered);
+}
+
+#[test]
+fn normal_traffic_is_healthy() {
+    let mut l = Ladder::new();
+    for p in 0..3 {
+        connect(&mut l, 2000 + p, f64::from(p) * 10.0);
+    }
+    let (f, end) = l.finish_with_end();
+    assert_eq!(diagnose(&f, end)[0].verdict, ServerVerdict::Healthy);
+}
