@@ -1,13 +1,32 @@
 //! `Engine`: the only place the stages are wired together. Frames go in
-//! one at a time; at the end every stream is classified and handed to the
-//! report. Decode -> stream table -> sequence analysis -> record.
+//! one at a time: decode -> stream table -> sequence analysis -> record.
+//! A stream is finished (classified and handed out) once its outcome can
+//! no longer change, so memory follows the streams in flight, not the
+//! length of the capture:
+//!
+//! * closed (a RST, or a FIN from both sides) and quiet for
+//!   [`Config::close_linger`];
+//! * still in its handshake (nothing shows the server holds it) and quiet
+//!   for twice its last gap plus a second: retransmissions back off
+//!   exponentially, so a retry would have come by then;
+//! * otherwise quiet for [`Config::idle_timeout`];
+//! * or, when more than [`Config::max_flows`] are held, the ones due
+//!   soonest are finished early (and counted).
+//!
+//! Quiet times are measured on the capture clock, so offline results do
+//! not depend on the machine. A finished stream leaves a tombstone in the
+//! stream table so that stragglers keep Wireshark's numbering.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
 
 use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
 use crate::classify::{self, Verdict};
 use crate::decode::{Decoded, Decoder, Origin, Segment, SkipReason, TcpFlags};
 use crate::record::{At, StreamRecord};
 use crate::source::Frame;
-use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamTable};
+use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId, StreamTable, Tombstone};
 use crate::time::Timestamp;
 
 /// Counters about the frames themselves.
@@ -23,6 +42,61 @@ pub struct FrameStats {
     pub first_ts: Option<Timestamp>,
     /// Latest frame timestamp ("the capture ended", label readings 8).
     pub last_ts: Option<Timestamp>,
+    /// Frames of streams already finished (kept their stream number, not
+    /// counted in the reported flow).
+    pub late_frames: u64,
+    /// Streams finished early because more than `max_flows` were held.
+    pub finished_early: u64,
+    /// Most streams held at once.
+    pub peak_streams: u64,
+}
+
+/// When streams are finished and how many are held.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Quiet time after which a closed stream is finished.
+    pub close_linger: Duration,
+    /// Quiet time after which any stream is finished.
+    pub idle_timeout: Duration,
+    /// Streams held at most.
+    pub max_flows: usize,
+    /// Finished streams remembered for numbering stragglers.
+    pub max_tombstones: usize,
+    /// Finish a stream still in its handshake once a retry is overdue
+    /// (live capture, where a flow should be reported as soon as its label
+    /// is final). Off for files: there an exact count beats early output.
+    pub finish_stalled_handshakes: bool,
+}
+
+impl Config {
+    /// For live capture, where a flow should be reported as soon as its
+    /// outcome is final: linger 10 s after a close (past any retransmitted
+    /// FIN or RST), idle 300 s (Zeek's TCP inactivity timeout), stalled
+    /// handshakes finished once a retry is overdue.
+    pub fn live() -> Self {
+        Config {
+            close_linger: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            finish_stalled_handshakes: true,
+            ..Config::default()
+        }
+    }
+}
+
+impl Default for Config {
+    /// For files: streams are held until the end (so every frame counts,
+    /// exactly as tshark counts it: real captures have RSTs repeated minutes
+    /// apart), unless more than 1 million are held at once; 4 million
+    /// tombstones (about 40 bytes each).
+    fn default() -> Self {
+        Config {
+            close_linger: Duration::MAX,
+            idle_timeout: Duration::MAX,
+            max_flows: 1_000_000,
+            max_tombstones: 4_000_000,
+            finish_stalled_handshakes: false,
+        }
+    }
 }
 
 /// One stream's live state.
@@ -32,15 +106,27 @@ struct StreamState {
     record: StreamRecord,
     /// SOCKS handshake tracking, only for streams on the SOCKS port.
     socks: Option<SocksState>,
+    /// Time of the latest frame, and the gap before it.
+    last_ts: Timestamp,
+    last_gap_ns: i64,
 }
 
 impl StreamState {
-    fn new(stream: u32, a: Endpoint, b: Endpoint) -> Self {
+    fn new(stream: u32, a: Endpoint, b: Endpoint, now: Timestamp) -> Self {
         StreamState {
             side_a: a,
             analysis: StreamAnalysis::default(),
             record: StreamRecord::new(stream, [a, b]),
             socks: (a.port == SOCKS_PORT || b.port == SOCKS_PORT).then(SocksState::default),
+            last_ts: now,
+            last_gap_ns: 0,
+        }
+    }
+
+    fn touch(&mut self, now: Timestamp) {
+        if now > self.last_ts {
+            self.last_gap_ns = now.0 - self.last_ts.0;
+            self.last_ts = now;
         }
     }
 }
@@ -53,19 +139,56 @@ pub struct Finished {
     pub verdict: Verdict,
 }
 
+/// Shortest quiet time before a stream still in its handshake is finished:
+/// three initial retransmission timeouts (RFC 6298 §2.1: 1 s), room for a
+/// late first retry and for Linux's linear SYN retries (1 s apart).
+const MIN_QUIET_NS: i64 = 3_000_000_000;
+
 /// The streaming engine.
-#[derive(Default)]
 pub struct Engine {
+    config: Config,
     decoder: Decoder,
     table: StreamTable,
-    streams: Vec<StreamState>,
+    streams: HashMap<StreamId, StreamState>,
+    /// (due time, stream): when to look at a stream again. A stream has one
+    /// entry at a time; packets never touch the heap (the due time is
+    /// re-checked, and pushed later, when the entry comes up).
+    due: BinaryHeap<Reverse<(Timestamp, StreamId)>>,
+    /// Latest timestamp seen: the capture clock.
+    clock: Timestamp,
+    ready: Vec<Finished>,
     stats: FrameStats,
 }
 
+impl Default for Engine {
+    fn default() -> Self {
+        Self::with_config(Config::default())
+    }
+}
+
 impl Engine {
-    /// A fresh engine.
+    /// A fresh engine with default settings.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh engine.
+    pub fn with_config(config: Config) -> Self {
+        Engine {
+            config,
+            decoder: Decoder::new(),
+            table: StreamTable::with_tombstones(config.max_tombstones),
+            streams: HashMap::new(),
+            due: BinaryHeap::new(),
+            clock: Timestamp(i64::MIN),
+            ready: Vec::new(),
+            stats: FrameStats::default(),
+        }
+    }
+
+    /// Streams held now.
+    pub fn live_streams(&self) -> usize {
+        self.streams.len()
     }
 
     /// Frame statistics so far.
@@ -79,6 +202,86 @@ impl Engine {
         let stats = &mut self.stats;
         stats.first_ts = Some(stats.first_ts.map_or(ts, |t| t.min(ts)));
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
+        self.advance(ts);
+    }
+
+    /// Move the capture clock to `now` (live capture calls this when no
+    /// packet arrives) and finish every stream that is due.
+    pub fn advance(&mut self, now: Timestamp) {
+        if now <= self.clock {
+            return;
+        }
+        self.clock = now;
+        while let Some(&Reverse((due, id))) = self.due.peek() {
+            // Finished only when quiet for strictly longer than required.
+            if due >= now {
+                break;
+            }
+            self.due.pop();
+            let Some(st) = self.streams.get(&id) else { continue };
+            let actual = self.due_time(st);
+            if actual >= now {
+                self.due.push(Reverse((actual, id)));
+            } else {
+                self.finish_stream(id);
+            }
+        }
+    }
+
+    /// When a stream may be finished if nothing else arrives.
+    fn due_time(&self, st: &StreamState) -> Timestamp {
+        let last = st.last_ts;
+        let quiet = if st.record.is_closed() {
+            self.config.close_linger.as_nanos().min(i64::MAX as u128) as i64
+        } else if !self.config.finish_stalled_handshakes || st.record.server_committed() {
+            self.config.idle_timeout.as_nanos().min(i64::MAX as u128) as i64
+        } else {
+            // Exponential backoff doubles the gap; a retry is due within
+            // twice the last gap (plus a second of slack).
+            (st.last_gap_ns.saturating_mul(2).saturating_add(1_000_000_000))
+                .max(MIN_QUIET_NS)
+                .min(self.config.idle_timeout.as_nanos().min(i64::MAX as u128) as i64)
+        };
+        Timestamp(last.0.saturating_add(quiet))
+    }
+
+    /// Classify stream `id`, hand it out, and leave a tombstone.
+    fn finish_stream(&mut self, id: StreamId) {
+        let Some(mut st) = self.streams.remove(&id) else { return };
+        let [a, b] = st.record.endpoints;
+        let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
+        self.table.retire(a, b, Tombstone { stream: id, side_a: st.side_a, base_seq });
+        if st.record.first.is_none() {
+            // An index taken by another dissector's lookup; tshark never
+            // shows it.
+            return;
+        }
+        st.record.irtt_ns = st.analysis.irtt_ns;
+        let end = Some(self.clock.max(st.last_ts));
+        let verdict = classify::classify(&st.record, end);
+        self.ready.push(Finished { record: st.record, verdict });
+    }
+
+    /// Hold at most `max_flows` streams: finish the ones due soonest.
+    fn enforce_capacity(&mut self) {
+        while self.streams.len() > self.config.max_flows {
+            let Some(Reverse((_, id))) = self.due.pop() else { break };
+            if self.streams.contains_key(&id) {
+                self.stats.finished_early += 1;
+                self.finish_stream(id);
+            }
+        }
+    }
+
+    /// Streams finished so far and not yet taken, in the order they
+    /// finished.
+    pub fn take_finished(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// True when finished streams are waiting to be taken.
+    pub fn has_finished(&self) -> bool {
+        !self.ready.is_empty()
     }
 
     /// Process one frame. `selected` says whether the frame matched the
@@ -117,17 +320,24 @@ impl Engine {
         let streams = &mut self.streams;
         let placed = self.table.place(
             &seg,
-            |id| streams[id as usize].side_a,
-            |id, dir| streams[id as usize].analysis.sides[dir].base_seq,
+            |id| streams.get(&id).map_or(Endpoint { addr: seg.src, port: seg.sport }, |s| s.side_a),
+            |id, dir| streams.get(&id).and_then(|s| s.analysis.sides[dir].base_seq),
         );
+        if placed.late {
+            self.stats.late_frames += 1;
+            return (placed.stream, AnalysisFlags::default());
+        }
         let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         if placed.created {
-            streams.push(StreamState::new(placed.stream, src, dst));
+            streams.insert(placed.stream, StreamState::new(placed.stream, src, dst, at.ts));
+            self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream)));
+            self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
         }
-        let Some(st) = streams.get_mut(placed.stream as usize) else {
+        let Some(st) = streams.get_mut(&placed.stream) else {
             debug_assert!(false, "stream table and state out of step");
             return (placed.stream, AnalysisFlags::default());
         };
+        st.touch(at.ts);
         st.record.selected |= selected;
         let dir = placed.dir;
         let kind = match seg.origin {
@@ -181,29 +391,28 @@ impl Engine {
                 (Endpoint { port: remote, ..src }, dst)
             };
             if let Some(id) = self.table.claim(a, b) {
-                debug_assert_eq!(id as usize, self.streams.len());
-                self.streams.push(StreamState::new(id, a, b));
+                self.streams.insert(id, StreamState::new(id, a, b, at.ts));
+                self.due.push(Reverse((at.ts, id)));
             }
+        }
+        if placed.created {
+            self.enforce_capacity();
         }
         (placed.stream, printed)
     }
 
-    /// Classify every stream, in stream order. Streams that never had a
-    /// frame (indices taken by another dissector's lookup) are left out, as
-    /// tshark never shows them.
-    pub fn finish(self) -> (Vec<Finished>, FrameStats) {
-        let end = self.stats.last_ts;
-        let finished = self
-            .streams
-            .into_iter()
-            .filter(|st| st.record.first.is_some())
-            .map(|mut st| {
-                st.record.irtt_ns = st.analysis.irtt_ns;
-                let verdict = classify::classify(&st.record, end);
-                Finished { record: st.record, verdict }
-            })
-            .collect();
-        (finished, self.stats)
+    /// Finish every stream still held (in stream order, after those
+    /// already finished and not taken) and return them with the statistics.
+    pub fn finish(mut self) -> (Vec<Finished>, FrameStats) {
+        if let Some(end) = self.stats.last_ts {
+            self.clock = self.clock.max(end);
+        }
+        let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.finish_stream(id);
+        }
+        (self.ready, self.stats)
     }
 }
 

@@ -30,6 +30,7 @@ pub mod decode;
 pub mod diagnose;
 pub mod engine;
 pub mod error;
+pub mod kernel;
 pub mod record;
 pub mod report;
 pub mod source;

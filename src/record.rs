@@ -151,6 +151,40 @@ impl StreamRecord {
         self.last = Some(at);
     }
 
+    /// A RST was seen, or a FIN from both sides: the connection is over.
+    pub fn is_closed(&self) -> bool {
+        let [a, b] = &self.sides;
+        a.rst.is_some() || b.rst.is_some() || (a.fin.is_some() && b.fin.is_some())
+    }
+
+    /// The connection is past its handshake on both ends: a side
+    /// acknowledged data or a FIN of its peer, or both sides sent data, or
+    /// there is no handshake to wait for (midstream). Until then silence
+    /// means a retransmission is due or someone gave up.
+    pub fn server_committed(&self) -> bool {
+        let [a, b] = &self.sides;
+        let isn = |s: &SideRecord| s.syn.or(s.syn_ack).map(|i| i.isn.wrapping_add(1).wrapping_add(i.len));
+        let acked_beyond = |s: &SideRecord, peer: &SideRecord| match (s.max_ack, isn(peer)) {
+            (Some(m), Some(n)) => gt(m, n),
+            _ => false,
+        };
+        let no_handshake = [a, b].iter().all(|s| s.syn.is_none() && s.syn_ack.is_none());
+        // A completed handshake followed by no retransmission is an idle
+        // connection, not a failing one.
+        let completed = |s: &SideRecord, peer: &SideRecord| {
+            s.first_ack.is_some_and(|(_, ack)| peer.syn_ack.is_some() && Some(ack) == isn(peer))
+                && s.data_retransmissions == 0
+                && peer.data_retransmissions == 0
+                && peer.syn_acks_after_peer_ack == 0
+        };
+        no_handshake
+            || (a.bytes > 0 && b.bytes > 0)
+            || acked_beyond(a, b)
+            || acked_beyond(b, a)
+            || completed(a, b)
+            || completed(b, a)
+    }
+
     /// An ICMP error quoted a segment sent by side `dir`.
     pub fn on_icmp_quote(&mut self, dir: usize, seg: &Segment, kind: IcmpError, at: At) {
         self.touch(at);

@@ -156,10 +156,14 @@ fn jsonl_is_one_flow_per_line_then_a_summary() {
     assert!(out.status.success());
     let lines: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let (last, flows) = lines.split_last().unwrap();
+    let (last, rest) = lines.split_last().unwrap();
     assert_eq!(last["type"], "summary");
-    assert_eq!(last["summary"]["flows"].as_u64().unwrap() as usize, flows.len());
-    assert!(flows.iter().all(|f| f["type"] == "flow"));
+    let flows = rest.iter().filter(|l| l["type"] == "flow").count();
+    assert_eq!(last["summary"]["flows"].as_u64().unwrap() as usize, flows);
+    // Flows first, then one line per server.
+    let first_server = rest.iter().position(|l| l["type"] == "server").expect("a server line");
+    assert!(rest[first_server..].iter().all(|l| l["type"] == "server"));
+    assert_eq!(first_server, flows);
 }
 
 #[test]

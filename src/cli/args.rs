@@ -52,6 +52,11 @@ pub struct Args {
     #[arg(long, value_name = "LABEL", value_delimiter = ',', value_parser = parse_label)]
     pub label: Vec<flowclass::classify::Label>,
 
+    /// Streams held in memory at once; beyond, the ones due soonest are
+    /// reported early (counted in `summary.finished_early`).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(usize))]
+    pub max_flows: usize,
+
     /// Colour labels in the table.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,

@@ -1,11 +1,13 @@
-//! One run: open the inputs, push every frame through the engine, report.
+//! One run over capture files: open the inputs, push every frame through
+//! the engine, write each flow as it finishes, then servers and totals.
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal};
 
 use flowclass::decode::SkipReason;
-use flowclass::diagnose::diagnose;
-use flowclass::engine::{Engine, Finished};
-use flowclass::report::{Flow, Header, ServerOut, json, table};
+use flowclass::diagnose::{FlowFacts, diagnose};
+use flowclass::engine::{Config, Engine, Finished};
+use flowclass::report::sink::{Format as OutFormat, ReportWriter};
+use flowclass::report::{Flow, Header, ServerOut};
 use flowclass::source::{FileSet, FrameFilter};
 
 use super::args::{Args, ColorChoice, Format};
@@ -17,13 +19,81 @@ pub const EXIT_INPUT: u8 = 1;
 /// Exit code: an input was damaged or cut short; what came before is reported.
 pub const EXIT_DAMAGED: u8 = 3;
 
-/// Run and return the exit code. Errors are printed here, one line each.
+/// The output side of a run: what to report and where.
+pub struct Reporting<W: io::Write> {
+    writer: ReportWriter<W>,
+    labels: Vec<flowclass::classify::Label>,
+    facts: Vec<FlowFacts>,
+    streams_total: u64,
+}
+
+impl<W: io::Write> Reporting<W> {
+    /// Report to `out` in the format and colour chosen by `args`.
+    pub fn new(out: W, args: &Args, is_tty: bool) -> Self {
+        let format = match args.format {
+            Format::Table => OutFormat::Table,
+            Format::Json => OutFormat::Json,
+            Format::Jsonl => OutFormat::Jsonl,
+        };
+        let colour = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Reporting {
+            writer: ReportWriter::new(out, format, colour),
+            labels: args.label.clone(),
+            facts: Vec::new(),
+            streams_total: 0,
+        }
+    }
+
+    /// Hand over finished streams.
+    pub fn finished(&mut self, done: Vec<Finished>) -> io::Result<()> {
+        for f in done {
+            self.streams_total += 1;
+            if !f.record.selected {
+                continue;
+            }
+            self.facts.push(FlowFacts::from(&f));
+            if self.labels.is_empty() || self.labels.contains(&f.verdict.label) {
+                self.writer.flow(Flow::from_finished(&f))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Diagnose the servers and write the end of the report.
+    pub fn end(
+        self,
+        inputs: Vec<flowclass::source::InputInfo>,
+        stats: &flowclass::engine::FrameStats,
+    ) -> io::Result<()> {
+        let servers: Vec<ServerOut> = diagnose(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
+        let header = Header::new(inputs, stats, self.streams_total, self.writer.counts());
+        self.writer.end(&header, &servers)
+    }
+}
+
+/// A write error that ends the run: a reader that went away (`| head`) is
+/// not an error (Unix convention), anything else is.
+fn write_outcome(e: io::Error, code: u8) -> u8 {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        code
+    } else {
+        eprintln!("flowclass: cannot write output: {e}");
+        EXIT_INPUT
+    }
+}
+
+/// Run over files and return the exit code. Errors are printed here, one
+/// line each.
 pub fn run(args: Args) -> u8 {
     let mut filter = match args.filter.as_deref().map(FrameFilter::new) {
         None => None,
         Some(Ok(f)) => Some(f),
         Some(Err(e)) => {
-            eprintln!("flowclass: invalid filter '{}': {e}", args.filter.unwrap_or_default());
+            eprintln!("flowclass: invalid filter '{}': {e}", args.filter.clone().unwrap_or_default());
             return EXIT_INPUT;
         }
     };
@@ -39,26 +109,24 @@ pub fn run(args: Args) -> u8 {
         }
     };
 
-    let mut engine = Engine::new();
+    let stdout = io::stdout();
+    let is_tty = stdout.is_terminal();
+    let mut report = Reporting::new(BufWriter::with_capacity(1 << 16, stdout.lock()), &args, is_tty);
+    let mut engine = Engine::with_config(Config { max_flows: args.max_flows, ..Config::default() });
     while let Some(frame) = set.next_frame() {
         let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
         engine.on_frame(&frame, selected);
+        if engine.has_finished()
+            && let Err(e) = report.finished(engine.take_finished())
+        {
+            return write_outcome(e, EXIT_OK);
+        }
     }
     let inputs = set.inputs();
-    let (finished, stats) = engine.finish();
-    let streams_total = finished.len() as u64;
-    let flows: Vec<Flow> = finished
-        .iter()
-        .filter(|f| f.record.selected)
-        .filter(|f| args.label.is_empty() || args.label.contains(&f.verdict.label))
-        .map(Flow::from_finished)
-        .collect();
-    let selected: Vec<Finished> = finished.into_iter().filter(|f| f.record.selected).collect();
-    let servers: Vec<ServerOut> = diagnose(&selected, stats.last_ts).iter().map(ServerOut::from).collect();
-    let header = Header::new(inputs, &stats, streams_total, &flows);
+    let (rest, stats) = engine.finish();
 
     let mut code = EXIT_OK;
-    for i in &header.inputs {
+    for i in &inputs {
         if i.truncated {
             eprintln!(
                 "flowclass: warning: {}: file cut short in the middle of a record after frame {}; flows up to the cut are reported",
@@ -73,7 +141,7 @@ pub fn run(args: Args) -> u8 {
     }
     let unsupported = stats.skipped[SkipReason::UnsupportedLinkType.index()];
     if unsupported > 0 {
-        let links: Vec<String> = header.inputs.iter().flat_map(|i| i.linktype.iter().cloned()).collect();
+        let links: Vec<String> = inputs.iter().flat_map(|i| i.linktype.iter().cloned()).collect();
         eprintln!(
             "flowclass: {}: unsupported link type ({}): {unsupported} frames skipped",
             args.files.join(", "),
@@ -83,34 +151,14 @@ pub fn run(args: Args) -> u8 {
             code = EXIT_INPUT;
         }
     }
-
-    let stdout = io::stdout();
-    let is_tty = stdout.is_terminal();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = match args.format {
-        Format::Json => json::write_document(&mut out, &header, &servers, &flows),
-        Format::Jsonl => flows
-            .iter()
-            .try_for_each(|f| json::write_flow_line(&mut out, f))
-            .and_then(|_| servers.iter().try_for_each(|s| json::write_server_line(&mut out, s)))
-            .and_then(|_| json::write_summary_line(&mut out, &header)),
-        Format::Table => {
-            let colour = match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none(),
-            };
-            table::write(&mut out, &header, &servers, &flows, colour, None)
-        }
+    if stats.finished_early > 0 {
+        eprintln!(
+            "flowclass: warning: more than {} streams at once: {} were reported before they ended (raise --max-flows)",
+            args.max_flows, stats.finished_early
+        );
     }
-    .and_then(|_| out.flush());
-    match written {
+    match report.finished(rest).and_then(|_| report.end(inputs, &stats)) {
         Ok(()) => code,
-        // A reader that went away (`| head`) is not an error (Unix convention).
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => code,
-        Err(e) => {
-            eprintln!("flowclass: cannot write output: {e}");
-            EXIT_INPUT
-        }
+        Err(e) => write_outcome(e, code),
     }
 }

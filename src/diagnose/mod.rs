@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::analysis::AnalysisFlags;
-use crate::classify::{Label, ResetPhase, Role};
+use crate::classify::{Label, ResetCause, ResetPhase, Role};
 use crate::engine::Finished;
-use crate::record::SideRecord;
+use crate::record::At;
 use crate::stream::Endpoint;
 use crate::time::Timestamp;
 use backlog::Held;
@@ -112,82 +112,113 @@ pub struct Diagnosis {
     pub notes: Vec<String>,
 }
 
-/// One stream reduced to what the diagnosis needs.
-struct Facts<'a> {
-    f: &'a Finished,
+/// One finished stream reduced to what the diagnosis needs (kept for
+/// every stream of a run, so it is small and owns nothing).
+#[derive(Clone, Debug)]
+pub struct FlowFacts {
+    stream: u32,
+    label: Label,
+    server: Endpoint,
     client: Endpoint,
+    /// A SYN or SYN-ACK was seen: a connection attempt.
+    attempt: bool,
+    /// Client's first SYN.
+    syn: Option<At>,
+    syn_retx: u32,
+    /// Server's first SYN-ACK.
+    syn_ack: Option<At>,
+    syn_acks: u32,
+    syn_ack_retx: u32,
+    syn_acks_after_ack: u32,
     /// Client's handshake ACK.
+    hs_ack_at: Option<At>,
+    /// Its time.
     hs_ack: Option<Timestamp>,
     /// When the server stopped holding the connection (its FIN or RST).
     released: Option<Timestamp>,
     /// When the server first sent data (the application had accepted it).
     served: Option<Timestamp>,
+    server_bytes: u64,
+    reset: Option<ResetCause>,
+    any_rst: bool,
+    packets: u64,
+    retx: u32,
+    ack_lost: u32,
 }
 
-/// Diagnose every server endpoint that received connection attempts, in
-/// order of the server's first stream. `capture_end` is the last frame's
-/// time.
-pub fn diagnose(finished: &[Finished], capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
-    let mut order: Vec<Endpoint> = Vec::new();
-    let mut groups: HashMap<Endpoint, Vec<Facts<'_>>> = HashMap::new();
-    for f in finished {
+impl From<&Finished> for FlowFacts {
+    fn from(f: &Finished) -> Self {
         let c = f.verdict.client_dir;
-        let server = f.record.endpoints[1 - c];
-        let ss = &f.record.sides[1 - c];
-        let released = [ss.fin.map(|a| a.ts), ss.rst.map(|a| a.at.ts)].into_iter().flatten().min();
-        let facts = Facts {
-            f,
+        let (cs, ss) = (&f.record.sides[c], &f.record.sides[1 - c]);
+        let both = |bit| cs.flags.get(bit) + ss.flags.get(bit);
+        FlowFacts {
+            stream: f.record.stream,
+            label: f.verdict.label,
+            server: f.record.endpoints[1 - c],
             client: f.record.endpoints[c],
+            attempt: cs.syn.is_some() || ss.syn_ack.is_some(),
+            syn: cs.syn.map(|s| s.at),
+            syn_retx: cs.syn_retransmissions,
+            syn_ack: ss.syn_ack.map(|s| s.at),
+            syn_acks: ss.syn_acks,
+            syn_ack_retx: ss.syn_ack_retransmissions,
+            syn_acks_after_ack: ss.syn_acks_after_peer_ack,
+            hs_ack_at: f.verdict.handshake_ack,
             hs_ack: f.verdict.handshake_ack.map(|a| a.ts),
-            released,
+            released: [ss.fin.map(|a| a.ts), ss.rst.map(|a| a.at.ts)].into_iter().flatten().min(),
             served: ss.first_data.map(|a| a.ts),
-        };
+            server_bytes: ss.bytes,
+            reset: f.verdict.reset,
+            any_rst: cs.rst.is_some() || ss.rst.is_some(),
+            packets: cs.packets + ss.packets,
+            retx: both(AnalysisFlags::RETRANSMISSION),
+            ack_lost: both(AnalysisFlags::ACK_LOST_SEGMENT),
+        }
+    }
+}
+
+type Facts = FlowFacts;
+
+/// Diagnose every server endpoint that received connection attempts, in
+/// order of the server's first reported stream. `capture_end` is the last
+/// frame's time.
+pub fn diagnose(flows: &[FlowFacts], capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
+    let mut order: Vec<Endpoint> = Vec::new();
+    let mut groups: HashMap<Endpoint, Vec<&FlowFacts>> = HashMap::new();
+    let mut sorted: Vec<&FlowFacts> = flows.iter().collect();
+    sorted.sort_by_key(|x| x.stream);
+    for x in sorted {
         groups
-            .entry(server)
+            .entry(x.server)
             .or_insert_with(|| {
-                order.push(server);
+                order.push(x.server);
                 Vec::new()
             })
-            .push(facts);
+            .push(x);
     }
     let end = capture_end.unwrap_or_default();
     order
         .into_iter()
         .filter_map(|server| {
             let flows = groups.remove(&server)?;
-            let attempts = flows
-                .iter()
-                .filter(|x| {
-                    let s = &x.f.record.sides;
-                    let c = x.f.verdict.client_dir;
-                    s[c].syn.is_some() || s[1 - c].syn_ack.is_some()
-                })
-                .count() as u64;
+            let attempts = flows.iter().filter(|x| x.attempt).count() as u64;
             (attempts > 0).then(|| diagnose_server(server, &flows, attempts, end))
         })
         .collect()
 }
 
-/// The client's (`client = true`) or the server's side record.
-fn side<'a>(x: &Facts<'a>, client: bool) -> &'a SideRecord {
-    let c = x.f.verdict.client_dir;
-    if client { &x.f.record.sides[c] } else { &x.f.record.sides[1 - c] }
-}
-
-fn count(flows: &[Facts<'_>], pred: impl Fn(&Facts<'_>) -> bool) -> u64 {
+fn count(flows: &[&Facts], pred: impl Fn(&Facts) -> bool) -> u64 {
     flows.iter().filter(|x| pred(x)).count() as u64
 }
 
-fn label_is(x: &Facts<'_>, l: Label) -> bool {
-    x.f.verdict.label == l
+fn label_is(x: &Facts, l: Label) -> bool {
+    x.label == l
 }
 
 /// A server RST answering the handshake ACK or first data: the
 /// `tcp_abort_on_overflow=1` signature.
-fn is_overflow_reset(x: &Facts<'_>) -> bool {
-    x.f.verdict
-        .reset
-        .is_some_and(|r| r.by == Role::Server && matches!(r.phase, ResetPhase::HandshakeAck | ResetPhase::Data))
+fn is_overflow_reset(x: &Facts) -> bool {
+    x.reset.is_some_and(|r| r.by == Role::Server && matches!(r.phase, ResetPhase::HandshakeAck | ResetPhase::Data))
 }
 
 fn evidence(streams: impl Iterator<Item = u32>, frames: impl Iterator<Item = u64>) -> Evidence {
@@ -203,21 +234,21 @@ fn evidence(streams: impl Iterator<Item = u32>, frames: impl Iterator<Item = u64
     Evidence { streams, frames, wireshark_filter }
 }
 
-fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Timestamp) -> Diagnosis {
+fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Timestamp) -> Diagnosis {
     let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
     for x in flows {
-        *labels.entry(x.f.verdict.label.as_str()).or_default() += 1;
+        *labels.entry(x.label.as_str()).or_default() += 1;
     }
-    let syn_retransmissions = flows.iter().map(|x| u64::from(side(x, true).syn_retransmissions)).sum();
-    let syn_ack_retransmissions = flows.iter().map(|x| u64::from(side(x, false).syn_ack_retransmissions)).sum();
-    let resets = count(flows, |x| x.f.record.sides.iter().any(|s| s.rst.is_some()));
+    let syn_retransmissions = flows.iter().map(|x| u64::from(x.syn_retx)).sum();
+    let syn_ack_retransmissions = flows.iter().map(|x| u64::from(x.syn_ack_retx)).sum();
+    let resets = count(flows, |x| x.any_rst);
     let clients = flows.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len() as u64;
 
     // Established connections: in the server's hands from the handshake
     // ACK until it released them; in the accept queue until the
     // application first wrote (it had accepted by then) or released them.
-    let established: Vec<&Facts<'_>> =
-        flows.iter().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
+    let established: Vec<&Facts> =
+        flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
     let held: Vec<Held> = established
         .iter()
         .map(|x| Held {
@@ -236,30 +267,20 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
     let peak_established = backlog::peak(&held) as u64;
 
     // Capture loss: ACKs of bytes the capture never showed.
-    let acked_unseen: u64 = flows
-        .iter()
-        .map(|x| {
-            u64::from(
-                side(x, true).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
-                    + side(x, false).flags.get(AnalysisFlags::ACK_LOST_SEGMENT),
-            )
-        })
-        .sum();
+    let acked_unseen: u64 = flows.iter().map(|x| u64::from(x.ack_lost)).sum();
     let mut notes = Vec::new();
     if acked_unseen > 0 {
         notes.push(format!(
             "capture_loss: {acked_unseen} ACKs acknowledge segments the capture never saw; the capture missed packets, so every count here is a lower bound"
         ));
     }
-    let recovered: Vec<&&Facts<'_>> = established
-        .iter()
-        .filter(|x| side(x, false).syn_acks_after_peer_ack > 0 || side(x, false).syn_ack_retransmissions > 0)
-        .collect();
+    let recovered: Vec<&&Facts> =
+        established.iter().filter(|x| x.syn_acks_after_ack > 0 || x.syn_ack_retx > 0).collect();
     if !recovered.is_empty() {
         notes.push(format!(
             "{} established flows needed SYN-ACK retransmissions before completing (streams {}): a transient accept-queue overflow looks like this",
             recovered.len(),
-            recovered.iter().take(EVIDENCE_MAX).map(|x| x.f.record.stream.to_string()).collect::<Vec<_>>().join(", ")
+            recovered.iter().take(EVIDENCE_MAX).map(|x| x.stream.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
 
@@ -286,16 +307,17 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
     // Handshakes completed by the client but not by the server (dropped
     // ACK or abort RST), or SYNs dropped, while other connections sat
     // established: the listener's queue was full.
-    let ack_dropped: Vec<&Facts<'_>> =
-        flows.iter().filter(|x| label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x)).collect();
-    let syn_dropped: Vec<&Facts<'_>> = flows
+    let ack_dropped: Vec<&Facts> =
+        flows.iter().copied().filter(|x| label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x)).collect();
+    let syn_dropped: Vec<&Facts> = flows
         .iter()
+        .copied()
         .filter(|x| label_is(x, Label::SynTimeout))
-        .filter(|x| side(x, true).syn.is_some_and(|s| backlog::held_at(&held, s.at.ts) > 0))
+        .filter(|x| x.syn.is_some_and(|s| backlog::held_at(&held, s.ts) > 0))
         .collect();
     // The first drop: a dropped handshake ACK, or a SYN never answered.
-    let drop_time = |x: &&Facts<'_>| -> Option<Timestamp> {
-        if label_is(x, Label::SynTimeout) { side(x, true).syn.map(|s| s.at.ts) } else { x.hs_ack }
+    let drop_time = |x: &&Facts| -> Option<Timestamp> {
+        if label_is(x, Label::SynTimeout) { x.syn.map(|s| s.ts) } else { x.hs_ack }
     };
     let first_drop = ack_dropped.iter().chain(syn_dropped.iter()).filter_map(drop_time).min();
     let held_then = first_drop.map_or(0, |t| backlog::held_at(&queued, t));
@@ -304,7 +326,7 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
     // loss on the path than by an overflow (a real server's limit is not 0).
     if held_then >= 2 {
         let estimate = backlog::limit_from_held(held_then).map(|l| l as u64);
-        let unserved = count(flows, |x| label_is(x, Label::Established) && side(x, false).bytes == 0);
+        let unserved = count(flows, |x| label_is(x, Label::Established) && x.server_bytes == 0);
         let confidence = if !ack_dropped.is_empty() { Confidence::High } else { Confidence::Medium };
         let ctc = count(flows, |x| label_is(x, Label::ClientThinksConnected));
         let rst = count(flows, is_overflow_reset);
@@ -329,8 +351,8 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
             );
         }
         let ev = evidence(
-            ack_dropped.iter().chain(syn_dropped.iter()).map(|x| x.f.record.stream),
-            ack_dropped.iter().filter_map(|x| x.f.verdict.handshake_ack.map(|a| a.frame)),
+            ack_dropped.iter().chain(syn_dropped.iter()).map(|x| x.stream),
+            ack_dropped.iter().filter_map(|x| x.hs_ack_at.map(|a| a.frame)),
         );
         let limit = estimate.map_or("the current limit".to_string(), |e| e.to_string());
         let remedy = format!(
@@ -342,20 +364,20 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
         notes.push(format!(
             "{} handshakes completed on the client side only (streams {}) while the server held {held_then} unserved connections: a lost handshake ACK or a transient overflow, too little to call the queue full",
             ack_dropped.len(),
-            ack_dropped.iter().take(EVIDENCE_MAX).map(|x| x.f.record.stream.to_string()).collect::<Vec<_>>().join(", ")
+            ack_dropped.iter().take(EVIDENCE_MAX).map(|x| x.stream.to_string()).collect::<Vec<_>>().join(", ")
         ));
     }
 
     // ---- SYN flood ----
-    let half_open: Vec<&Facts<'_>> = flows.iter().filter(|x| label_is(x, Label::SynackUnacked)).collect();
+    let half_open: Vec<&Facts> = flows.iter().copied().filter(|x| label_is(x, Label::SynackUnacked)).collect();
     if half_open.len() as u64 >= FLOOD_MIN_HALF_OPEN && half_open.len() as u64 * 2 >= attempts {
         let sources = half_open.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len();
         // Stateless SYN cookies never retransmit a SYN-ACK.
-        let matured: Vec<&&Facts<'_>> = half_open
+        let matured: Vec<&&Facts> = half_open
             .iter()
-            .filter(|x| side(x, false).syn_ack.is_some_and(|s| end.0.saturating_sub(s.at.ts.0) >= SYNACK_RETRY_NS))
+            .filter(|x| x.syn_ack.is_some_and(|s| end.0.saturating_sub(s.ts.0) >= SYNACK_RETRY_NS))
             .collect();
-        let cookies = !matured.is_empty() && matured.iter().all(|x| side(x, false).syn_acks == 1);
+        let cookies = !matured.is_empty() && matured.iter().all(|x| x.syn_acks == 1);
         let mut explanation = format!(
             "{} of {attempts} attempts were half-open (the server's SYN-ACK was never acknowledged) from {sources} source addresses",
             half_open.len()
@@ -363,27 +385,22 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
         if cookies {
             explanation += "; none of those SYN-ACKs was retransmitted, the signature of SYN cookies (the kernel answered statelessly because its SYN queue was full)";
         }
-        let ev = evidence(
-            half_open.iter().map(|x| x.f.record.stream),
-            half_open.iter().filter_map(|x| side(x, true).syn.map(|s| s.at.frame)),
-        );
+        let ev = evidence(half_open.iter().map(|x| x.stream), half_open.iter().filter_map(|x| x.syn.map(|s| s.frame)));
         let remedy = "Keep net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog, and rate-limit or filter SYNs from the offending sources upstream (check whether they are spoofed).".to_string();
         let confidence = if sources >= 5 { Confidence::High } else { Confidence::Medium };
         return base(ServerVerdict::SynFlood, confidence, explanation, ev, remedy, None, notes);
     }
 
     // ---- port closed ----
-    let refused: Vec<&Facts<'_>> = flows
+    let refused: Vec<&Facts> = flows
         .iter()
-        .filter(|x| x.f.verdict.reset.is_some_and(|r| r.by == Role::Server && r.phase == ResetPhase::Syn))
+        .copied()
+        .filter(|x| x.reset.is_some_and(|r| r.by == Role::Server && r.phase == ResetPhase::Syn))
         .collect();
     if established.is_empty() && !refused.is_empty() && refused.len() as u64 * 2 >= attempts {
         let explanation =
             format!("{} of {attempts} attempts were refused: the server answered the SYN with a RST", refused.len());
-        let ev = evidence(
-            refused.iter().map(|x| x.f.record.stream),
-            refused.iter().filter_map(|x| x.f.verdict.reset.map(|r| r.frame)),
-        );
+        let ev = evidence(refused.iter().map(|x| x.stream), refused.iter().filter_map(|x| x.reset.map(|r| r.frame)));
         let remedy = format!(
             "Nothing listens on {}:{}: start the service or point the clients at the right port; check `ss -lnt` on the server and firewall rules that answer with RST.",
             server.addr, server.port
@@ -392,13 +409,10 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
     }
 
     // ---- unreachable or filtered ----
-    let failed: Vec<&Facts<'_>> =
-        flows.iter().filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable)).collect();
+    let failed: Vec<&Facts> =
+        flows.iter().copied().filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable)).collect();
     let succeeded = count(flows, |x| {
-        matches!(
-            x.f.verdict.label,
-            Label::Established | Label::ClientThinksConnected | Label::SynackUnacked | Label::Reset
-        )
+        matches!(x.label, Label::Established | Label::ClientThinksConnected | Label::SynackUnacked | Label::Reset)
     });
     if succeeded == 0 && !failed.is_empty() {
         let explanation = format!(
@@ -406,39 +420,21 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
             count(flows, |x| label_is(x, Label::SynTimeout)),
             count(flows, |x| label_is(x, Label::Unreachable))
         );
-        let ev = evidence(
-            failed.iter().map(|x| x.f.record.stream),
-            failed.iter().filter_map(|x| side(x, true).syn.map(|s| s.at.frame)),
-        );
+        let ev = evidence(failed.iter().map(|x| x.stream), failed.iter().filter_map(|x| x.syn.map(|s| s.frame)));
         let remedy = "Check that the server host is up and routable, and firewalls or security groups between client and server (an ICMP error names the router that sent it; silent drops point at a DROP rule).".to_string();
         return base(ServerVerdict::UnreachableOrFiltered, Confidence::Medium, explanation, ev, remedy, None, notes);
     }
 
     // ---- lossy path ----
-    let retx: u64 = established
-        .iter()
-        .map(|x| {
-            u64::from(
-                side(x, true).flags.get(AnalysisFlags::RETRANSMISSION)
-                    + side(x, false).flags.get(AnalysisFlags::RETRANSMISSION),
-            )
-        })
-        .sum();
-    let packets: u64 = established.iter().map(|x| side(x, true).packets + side(x, false).packets).sum();
+    let retx: u64 = established.iter().map(|x| u64::from(x.retx)).sum();
+    let packets: u64 = established.iter().map(|x| x.packets).sum();
     if retx >= LOSSY_MIN_RETRANSMISSIONS && packets > 0 && retx as f64 / packets as f64 >= LOSSY_RATE {
-        let lossy: Vec<&&Facts<'_>> = established
-            .iter()
-            .filter(|x| {
-                side(x, true).flags.get(AnalysisFlags::RETRANSMISSION)
-                    + side(x, false).flags.get(AnalysisFlags::RETRANSMISSION)
-                    > 0
-            })
-            .collect();
+        let lossy: Vec<&&Facts> = established.iter().filter(|x| x.retx > 0).collect();
         let explanation = format!(
             "{retx} of {packets} packets of established connections were retransmissions ({:.1}%)",
             100.0 * retx as f64 / packets as f64
         );
-        let ev = evidence(lossy.iter().map(|x| x.f.record.stream), std::iter::empty());
+        let ev = evidence(lossy.iter().map(|x| x.stream), std::iter::empty());
         let remedy = "Look for loss on the path: interface errors and drops (`ip -s link`, `ethtool -S`), queue drops on routers, duplex or MTU mismatches; a capture at the other end shows where packets disappear.".to_string();
         let confidence = if acked_unseen > 0 { Confidence::Low } else { Confidence::Medium };
         return base(ServerVerdict::LossyPath, confidence, explanation, ev, remedy, None, notes);
@@ -446,17 +442,10 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
 
     // ---- capture loss ----
     if acked_unseen > 0 {
-        let hit: Vec<&Facts<'_>> = flows
-            .iter()
-            .filter(|x| {
-                side(x, true).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
-                    + side(x, false).flags.get(AnalysisFlags::ACK_LOST_SEGMENT)
-                    > 0
-            })
-            .collect();
+        let hit: Vec<&Facts> = flows.iter().copied().filter(|x| x.ack_lost > 0).collect();
         let explanation =
             format!("{acked_unseen} ACKs acknowledge data the capture never showed: the capture missed packets");
-        let ev = evidence(hit.iter().map(|x| x.f.record.stream), std::iter::empty());
+        let ev = evidence(hit.iter().map(|x| x.stream), std::iter::empty());
         let remedy = "Capture again with a larger buffer (tcpdump -B), a snaplen that just covers the headers, or on a less loaded host; until then treat counts as lower bounds.".to_string();
         notes.retain(|n| !n.starts_with("capture_loss"));
         return base(ServerVerdict::CaptureLoss, Confidence::High, explanation, ev, remedy, None, notes);
@@ -464,7 +453,8 @@ fn diagnose_server(server: Endpoint, flows: &[Facts<'_>], attempts: u64, end: Ti
 
     let explanation =
         format!("{} of {attempts} attempts were established and nothing points at a server problem", established.len());
-    let ev = evidence(std::iter::empty(), std::iter::empty());
+    // The server's streams, so the filter shows what was judged healthy.
+    let ev = evidence(flows.iter().map(|x| x.stream), std::iter::empty());
     base(ServerVerdict::Healthy, Confidence::Medium, explanation, ev, "Nothing to change.".to_string(), None, notes)
 }
 

@@ -1,6 +1,12 @@
 //! Server verdicts on hand-made ladders (client ports vary per attempt).
 
-use super::{Confidence, ServerVerdict, diagnose};
+use super::{Confidence, Diagnosis, FlowFacts, ServerVerdict};
+use crate::time::Timestamp;
+
+fn diagnose(f: &[crate::engine::Finished], end: Option<Timestamp>) -> Vec<Diagnosis> {
+    let facts: Vec<FlowFacts> = f.iter().map(FlowFacts::from).collect();
+    super::diagnose(&facts, end)
+}
 use crate::test_support::*;
 
 /// A full handshake from `port` at `t` ms, the client sending 11 bytes.

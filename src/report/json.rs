@@ -1,4 +1,5 @@
-//! JSON document (`--format json`) and JSON Lines (`--format jsonl`).
+//! JSON Lines (`--format jsonl`) lines; the JSON document is assembled by
+//! [`super::sink::ReportWriter`] from the same serde types.
 
 use std::io::{self, Write};
 
@@ -7,25 +8,11 @@ use serde::Serialize;
 use super::{Flow, Header, ServerOut};
 
 #[derive(Serialize)]
-struct Document<'a> {
-    #[serde(flatten)]
-    header: &'a Header,
-    servers: &'a [ServerOut],
-    flows: &'a [Flow],
-}
-
-#[derive(Serialize)]
 struct Line<'a, T: Serialize> {
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(flatten)]
     body: &'a T,
-}
-
-/// One JSON document: the header fields, `servers` and `flows`.
-pub fn write_document(out: &mut impl Write, header: &Header, servers: &[ServerOut], flows: &[Flow]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &Document { header, servers, flows })?;
-    out.write_all(b"\n")
 }
 
 /// One flow object per line (`"type": "flow"`).

@@ -3,6 +3,7 @@
 //! formatters in this module's children only format it.
 
 pub mod json;
+pub mod sink;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -268,10 +269,33 @@ pub struct Summary {
     pub tcp_frames: u64,
     /// Streams found in the capture (before `--label`/filter selection).
     pub streams_total: u64,
+    /// Frames that arrived after their stream had been finished and
+    /// reported (they keep its number; only with live-capture timeouts or
+    /// `--max-flows`).
+    pub late_frames: u64,
+    /// Streams finished early because `--max-flows` were held.
+    pub finished_early: u64,
+    /// Most streams held in memory at once.
+    pub peak_streams: u64,
     /// First frame's timestamp.
     pub first_ts: Option<String>,
     /// Last frame's timestamp.
     pub last_ts: Option<String>,
+}
+
+/// Reported flows per label, counted as they are written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LabelCounts(pub [u64; Label::ALL.len()]);
+
+impl LabelCounts {
+    /// Count one flow.
+    pub fn add(&mut self, l: Label) {
+        self.0[l as usize] += 1;
+    }
+    /// Flows counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
 }
 
 /// Everything but the flows: what the JSON document carries besides
@@ -290,18 +314,19 @@ pub struct Header {
 
 impl Header {
     /// Build from the run's statistics and the flows selected for output.
-    pub fn new(inputs: Vec<InputInfo>, stats: &FrameStats, streams_total: u64, flows: &[Flow]) -> Header {
-        let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
-        for f in flows {
-            *labels.entry(f.label.as_str()).or_default() += 1;
-        }
+    pub fn new(inputs: Vec<InputInfo>, stats: &FrameStats, streams_total: u64, reported: &LabelCounts) -> Header {
+        let labels: BTreeMap<&'static str, u64> =
+            Label::ALL.iter().map(|l| (l.as_str(), reported.0[*l as usize])).collect();
         Header {
             version: FORMAT_VERSION,
             inputs,
             skipped: SkipReason::ALL.iter().map(|r| (r.as_str(), stats.skipped[r.index()])).collect(),
             summary: Summary {
-                flows: flows.len() as u64,
+                flows: reported.total(),
                 labels,
+                late_frames: stats.late_frames,
+                finished_early: stats.finished_early,
+                peak_streams: stats.peak_streams,
                 frames: stats.frames,
                 tcp_frames: stats.tcp_frames,
                 streams_total,

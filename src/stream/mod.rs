@@ -16,7 +16,7 @@ mod socks;
 pub use key::{Endpoint, StreamKey};
 pub use socks::{SOCKS_PORT, SocksState};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::decode::Segment;
 
@@ -34,19 +34,57 @@ pub struct Placement {
     pub created: bool,
     /// This segment split the key into a new stream (port reuse).
     pub reused: bool,
+    /// The stream was already finished and reported: the segment keeps its
+    /// Wireshark index but is not analysed any more.
+    pub late: bool,
 }
 
-/// Map from endpoint pair to its current stream.
-#[derive(Default)]
+/// What the table remembers of a finished stream so that later segments of
+/// the same endpoint pair keep Wireshark's numbering: tshark never forgets
+/// a conversation, so a straggler joins the old index unless it is a
+/// port-reuse SYN.
+#[derive(Clone, Copy, Debug)]
+pub struct Tombstone {
+    /// The finished stream's index.
+    pub stream: StreamId,
+    /// Its first sender.
+    pub side_a: Endpoint,
+    /// Base sequence number per side (reference §1.4.1 needs it).
+    pub base_seq: [Option<u32>; 2],
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    Live(StreamId),
+    Retired(Tombstone),
+}
+
+/// Map from endpoint pair to its current stream, live or finished.
 pub struct StreamTable {
-    current: HashMap<StreamKey, StreamId>,
+    current: HashMap<StreamKey, Entry>,
+    /// Finished keys, oldest first, to bound how many tombstones are kept.
+    retired: VecDeque<(StreamKey, StreamId)>,
+    max_tombstones: usize,
     next_index: StreamId,
+}
+
+impl Default for StreamTable {
+    fn default() -> Self {
+        Self::with_tombstones(usize::MAX)
+    }
 }
 
 impl StreamTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table keeping at most `max` tombstones (the oldest are
+    /// forgotten first; a straggler of a forgotten stream then starts a new
+    /// index where tshark would reuse the old one).
+    pub fn with_tombstones(max: usize) -> Self {
+        StreamTable { current: HashMap::new(), retired: VecDeque::new(), max_tombstones: max, next_index: 0 }
     }
 
     /// Number of streams created so far.
@@ -59,6 +97,13 @@ impl StreamTable {
         self.next_index == 0
     }
 
+    fn create(&mut self, key: StreamKey, reused: bool) -> Placement {
+        let id = self.next_index;
+        self.next_index += 1;
+        self.current.insert(key, Entry::Live(id));
+        Placement { stream: id, dir: 0, created: true, reused, late: false }
+    }
+
     /// Make sure the endpoint pair `a`-`b` has a stream, as another
     /// dissector's conversation lookup does (see [`SocksState`]). Returns
     /// the new index if one had to be created.
@@ -67,16 +112,36 @@ impl StreamTable {
         if self.current.contains_key(&key) {
             return None;
         }
-        let id = self.next_index;
-        self.next_index += 1;
-        self.current.insert(key, id);
-        Some(id)
+        Some(self.create(key, false).stream)
     }
 
-    /// Find or create the stream for `seg`. `side_a` gives, for an existing
-    /// stream, the endpoint that sent its first header, and
-    /// `sender_base_seq` the sender's base sequence number in that stream
-    /// (both owned by the caller's per-stream state).
+    /// The stream `id` between `a` and `b` is finished: remember it as a
+    /// tombstone.
+    pub fn retire(&mut self, a: Endpoint, b: Endpoint, tomb: Tombstone) {
+        let key = StreamKey::new(a, b);
+        if let Some(e) = self.current.get_mut(&key)
+            && matches!(e, Entry::Live(id) if *id == tomb.stream)
+        {
+            *e = Entry::Retired(tomb);
+            self.retired.push_back((key, tomb.stream));
+        }
+        while self.retired.len() > self.max_tombstones {
+            let Some((k, id)) = self.retired.pop_front() else { break };
+            if matches!(self.current.get(&k), Some(Entry::Retired(t)) if t.stream == id) {
+                self.current.remove(&k);
+            }
+        }
+    }
+
+    /// Tombstones currently kept.
+    pub fn tombstones(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Find or create the stream for `seg`. For a live stream, `side_a`
+    /// gives the endpoint that sent its first header and `sender_base_seq`
+    /// the sender's base sequence number (both owned by the caller's
+    /// per-stream state).
     pub fn place(
         &mut self,
         seg: &Segment,
@@ -86,25 +151,24 @@ impl StreamTable {
         let src = Endpoint { addr: seg.src, port: seg.sport };
         let dst = Endpoint { addr: seg.dst, port: seg.dport };
         let key = StreamKey::new(src, dst);
-        let next = &mut self.next_index;
-        match self.current.get_mut(&key) {
-            None => {
-                let id = *next;
-                *next += 1;
-                self.current.insert(key, id);
-                Placement { stream: id, dir: 0, created: true, reused: false }
-            }
-            Some(id) => {
-                let dir = usize::from(side_a(*id) != src);
-                // Port reuse (reference §1.4.1): a new connection request
-                // whose ISN differs from the sender's base sequence number.
-                if seg.flags.is_pure_syn() && sender_base_seq(*id, dir).is_some_and(|b| b != seg.seq) {
-                    let new_id = *next;
-                    *next += 1;
-                    *id = new_id;
-                    return Placement { stream: new_id, dir: 0, created: true, reused: true };
+        // Port reuse (reference §1.4.1): a new connection request whose ISN
+        // differs from the sender's base sequence number.
+        let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
+        match self.current.get(&key).copied() {
+            None => self.create(key, false),
+            Some(Entry::Live(id)) => {
+                let dir = usize::from(side_a(id) != src);
+                if splits(sender_base_seq(id, dir)) {
+                    return self.create(key, true);
                 }
-                Placement { stream: *id, dir, created: false, reused: false }
+                Placement { stream: id, dir, created: false, reused: false, late: false }
+            }
+            Some(Entry::Retired(t)) => {
+                let dir = usize::from(t.side_a != src);
+                if splits(t.base_seq[dir]) {
+                    return self.create(key, true);
+                }
+                Placement { stream: t.stream, dir, created: false, reused: false, late: true }
             }
         }
     }

@@ -1,0 +1,97 @@
+//! `ReportWriter`: writes flows as they finish and the rest at the end, so
+//! a long capture's report never has to sit in memory (except for the
+//! table, which is sorted for people and so kept until the end).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Flow, Header, LabelCounts, ServerOut, json, table};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Table of flows, counts per label, servers, inputs.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Streams a report to `out`.
+pub struct ReportWriter<W: Write> {
+    out: W,
+    format: Format,
+    colour: bool,
+    rows: Vec<Flow>,
+    written: LabelCounts,
+}
+
+#[derive(Serialize)]
+struct Tail<'a> {
+    servers: &'a [ServerOut],
+    #[serde(flatten)]
+    header: &'a Header,
+}
+
+impl<W: Write> ReportWriter<W> {
+    /// Start a report (`colour` only matters for the table).
+    pub fn new(out: W, format: Format, colour: bool) -> Self {
+        ReportWriter { out, format, colour, rows: Vec::new(), written: LabelCounts::default() }
+    }
+
+    /// Flows written so far, per label.
+    pub fn counts(&self) -> &LabelCounts {
+        &self.written
+    }
+
+    /// Write one finished flow (JSON and JSONL at once; the table keeps it).
+    pub fn flow(&mut self, flow: Flow) -> io::Result<()> {
+        let first = self.written.total() == 0;
+        self.written.add(flow.label);
+        match self.format {
+            Format::Table => {
+                self.rows.push(flow);
+                Ok(())
+            }
+            Format::Jsonl => json::write_flow_line(&mut self.out, &flow),
+            // The document is an object whose "flows" array comes first, so
+            // flows can be written as they finish; members after it carry
+            // the totals known only at the end. Flows appear in the order
+            // they finished: sort by "stream" if you need capture order.
+            Format::Json => {
+                self.out.write_all(if first { b"{\n\"flows\": [\n" } else { b",\n" })?;
+                serde_json::to_writer(&mut self.out, &flow)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Finish the report with the servers and the totals, and flush.
+    pub fn end(mut self, header: &Header, servers: &[ServerOut]) -> io::Result<()> {
+        match self.format {
+            Format::Table => {
+                self.rows.sort_by_key(|f| f.stream);
+                table::write(&mut self.out, header, servers, &self.rows, self.colour, None)?;
+            }
+            Format::Jsonl => {
+                for s in servers {
+                    json::write_server_line(&mut self.out, s)?;
+                }
+                json::write_summary_line(&mut self.out, header)?;
+            }
+            Format::Json => {
+                if self.written.total() == 0 {
+                    self.out.write_all(b"{\n\"flows\": [")?;
+                }
+                self.out.write_all(b"\n],\n")?;
+                // Serialize the rest as an object and splice its members in.
+                let tail = serde_json::to_string_pretty(&Tail { servers, header })?;
+                self.out.write_all(tail.trim_start_matches('{').trim_start().as_bytes())?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        self.out.flush()
+    }
+}
