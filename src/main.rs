@@ -9,5 +9,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::args::Args::parse();
-    ExitCode::from(cli::run::run(args))
+    let code = if args.list_interfaces {
+        cli::live::list()
+    } else if args.iface.is_some() {
+        cli::live::run_live(args)
+    } else {
+        cli::run::run(args)
+    };
+    ExitCode::from(code)
 }

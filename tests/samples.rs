@@ -125,6 +125,10 @@ fn expected_label(client_result: &str, server_state: &str) -> Result<&'static st
         // client saw ECONNREFUSED) or right after the handshake ACK
         // (tcp_abort_on_overflow=1, the client saw ECONNRESET).
         ("reset", _) | ("refused", _) => Ok("reset"),
+        // connect() failed with an ICMP error read from the socket's error
+        // queue (port unreachable from a REJECT rule): the SYN was answered
+        // by ICMP, not by the server.
+        ("unreachable", _) => Ok("unreachable"),
         (r, s) => Err(format!("no mapping rule for client_result={r} server_state={s}")),
     }
 }

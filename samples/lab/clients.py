@@ -8,6 +8,9 @@ capture agree on which flow is which, and records its own view of the outcome:
              and no RST arrived while it held the socket
   timeout    connect() did not complete within --connect-timeout
   refused    connect() failed with ECONNREFUSED (RST in answer to the SYN)
+  unreachable  connect() failed because an ICMP error answered the SYN (only
+             with --recverr: the kernel's error queue names the ICMP type/code;
+             without it an ICMP port unreachable also reads as "refused")
   reset      connect() succeeded but a RST arrived later (ECONNRESET on send/recv)
 
 Modes
@@ -15,11 +18,15 @@ Modes
            "hello world", then hold the socket, watching for a RST, until the
            --release file appears; then the results are written and the sockets
            closed (FIN).
-  request  one client: send "hello world\\n", read the reply, wait for
-           --release, close (FIN), read the server's FIN.
-  bulk     one client: send --bytes bytes, shutdown(SHUT_WR), wait until every
-           byte is acknowledged, read the kernel's retransmission count from
-           TCP_INFO (and `ss -tin`), then wait for the server's FIN.
+  request  --count clients (default 1) concurrently: send "hello world\\n",
+           read the reply, wait for --release, close (FIN), read the server's
+           FIN.
+  bulk     --count clients (default 1) concurrently: send --bytes bytes each,
+           wait until every byte is acknowledged, read the kernel's
+           retransmission count from TCP_INFO (and `ss -tin`), shutdown
+           (FIN), then wait for the server's FIN.
+
+--start-delay (request, bulk) waits that many seconds before connecting.
 
 --schedule says when each hello client calls connect(), comma separated, one
 item per client: "MS" = MS milliseconds after the start, "@K+MS" = MS
@@ -64,6 +71,30 @@ def tcp_info(sock):
     return unacked, total_retrans
 
 
+IP_RECVERR = 11
+SO_EE_ORIGIN_ICMP = 2
+
+
+def icmp_error(sock):
+    """The ICMP error the kernel queued on the socket (IP_RECVERR), as
+    {"type", "code", "from"}, or None if there is none (e.g. a RST)."""
+    sock.settimeout(0)  # else Python polls for POLLIN (up to the timeout) first
+    try:
+        _, anc, _, _ = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except OSError:
+        return None
+    for level, typ, data in anc:
+        if level == socket.IPPROTO_IP and typ == IP_RECVERR and len(data) >= 16:
+            # struct sock_extended_err: u32 errno; u8 origin, type, code, pad;
+            # u32 info, data; then the offender's sockaddr_in.
+            errno_, origin, itype, icode = struct.unpack_from("IBBB", data, 0)
+            if origin != SO_EE_ORIGIN_ICMP:
+                return None
+            frm = socket.inet_ntoa(data[20:24]) if len(data) >= 24 else None
+            return {"type": itype, "code": icode, "from": frm, "errno": errno_}
+    return None
+
+
 class ConnectCounter:
     """How many clients have seen connect() succeed so far; lets a client wait
     for the K-th success."""
@@ -89,7 +120,8 @@ class Client(threading.Thread):
         self.counter, self.after = counter, after
         self.port = a.base_port + idx
         self.sock = None
-        self.rec = {"port": self.port, "client_result": None, "events": []}
+        self.rec = {"port": self.port, "client_result": None, "events": [],
+                    "server_ip": a.server_ip, "server_port": a.server_port}
         self.attempt_done = threading.Event()
         self.stop = threading.Event()
 
@@ -101,6 +133,10 @@ class Client(threading.Thread):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((a.client_ip, self.port))
+        if a.recverr:
+            # Queue ICMP errors on the socket's error queue, so a failed
+            # connect() can tell an ICMP error from a RST (ip(7) IP_RECVERR).
+            s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         if self.after is not None:
             # Bounded: if fewer clients connect, go after a connect timeout.
             self.counter.wait(self.after, a.connect_timeout + 1)
@@ -117,6 +153,10 @@ class Client(threading.Thread):
             self.rec["client_result"] = "timeout"
         except ConnectionRefusedError:
             self.rec["client_result"] = "refused"
+            icmp = icmp_error(s) if a.recverr else None
+            if icmp is not None:
+                self.rec["client_result"] = "unreachable"
+                self.rec["icmp"] = icmp
         except ConnectionResetError:
             self.rec["client_result"] = "reset"
         except OSError as e:
@@ -198,11 +238,54 @@ def mode_hello(a, t0):
     return 0
 
 
-def mode_request(a, t0):
+def run_many(a, t0, one):
+    """Run one(a, port, t0, deadline, rec, reached) for --count clients
+    (ports base-port + i) in threads. Each calls reached() once it is past
+    the phase the orchestrator waits for (reply read / connected); --phase
+    is written when all have, or failed. Results are written at the end."""
     deadline = time.monotonic() + a.max_seconds
-    rec = {"port": a.base_port, "events": []}
+    if a.start_delay:
+        time.sleep(a.start_delay)
+    recs = [{"port": a.base_port + i, "events": [], "server_ip": a.server_ip,
+             "server_port": a.server_port} for i in range(a.count)]
+    left = [a.count]
+    lock = threading.Lock()
+
+    def reached():
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                open(a.phase, "w").write("%.3f\n" % now(t0))
+
+    def body(rec):
+        done = [False]
+
+        def mark():
+            if not done[0]:
+                done[0] = True
+                reached()
+
+        try:
+            one(a, rec["port"], t0, deadline, rec, mark)
+        except OSError as e:
+            rec.setdefault("client_result", "error")
+            rec["error"] = str(e)
+        finally:
+            mark()
+
+    threads = [threading.Thread(target=body, args=(r,), daemon=True) for r in recs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    with open(a.result, "w") as f:
+        json.dump({"clients": recs}, f, indent=1)
+    return 0 if all(r.get("client_result") == "connected" for r in recs) else 1
+
+
+def request_one(a, port, t0, deadline, rec, reached):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((a.client_ip, a.base_port))
+    s.bind((a.client_ip, port))
     s.settimeout(a.connect_timeout)
     s.connect((a.server_ip, a.server_port))
     rec["client_result"] = "connected"
@@ -215,25 +298,21 @@ def mode_request(a, t0):
             break
         reply += chunk
     rec["reply"] = reply.decode(errors="replace")
-    open(a.phase, "w").write("%.3f\n" % now(t0))
+    reached()
     wait_for(a.release, deadline)
     s.shutdown(socket.SHUT_WR)  # our FIN
     rec["server_fin"] = s.recv(4096) == b""  # the server's FIN
     s.close()
-    with open(a.result, "w") as f:
-        json.dump({"clients": [rec]}, f, indent=1)
-    return 0
 
 
-def mode_bulk(a, t0):
-    deadline = time.monotonic() + a.max_seconds
-    rec = {"port": a.base_port, "events": []}
+def bulk_one(a, port, t0, deadline, rec, reached):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((a.client_ip, a.base_port))
+    s.bind((a.client_ip, port))
     s.settimeout(a.connect_timeout)
     s.connect((a.server_ip, a.server_port))
     rec["client_result"] = "connected"
-    open(a.phase, "w").write("%.3f\n" % now(t0))
+    reached()
+    wait_for(a.release, deadline)
     s.settimeout(max(0.1, deadline - time.monotonic()))
     block = bytes(range(256)) * 256
     left = a.bytes
@@ -249,15 +328,20 @@ def mode_bulk(a, t0):
     rec["all_acked_at"] = now(t0)
     rec["unacked_at_end"] = outq(s)
     rec["tcpi_total_retrans"] = tcp_info(s)[1]
-    ss = subprocess.run(["ss", "-tinH", "sport", "=", ":%d" % a.base_port],
+    ss = subprocess.run(["ss", "-tinH", "sport", "=", ":%d" % port],
                         capture_output=True, text=True)
     rec["ss_tin"] = " ".join(ss.stdout.split())
     s.shutdown(socket.SHUT_WR)
     rec["server_fin"] = s.recv(4096) == b""
     s.close()
-    with open(a.result, "w") as f:
-        json.dump({"clients": [rec]}, f, indent=1)
-    return 0
+
+
+def mode_request(a, t0):
+    return run_many(a, t0, request_one)
+
+
+def mode_bulk(a, t0):
+    return run_many(a, t0, bulk_one)
 
 
 def main():
@@ -272,6 +356,9 @@ def main():
     ap.add_argument("--prime-udp", default="")
     ap.add_argument("--connect-timeout", type=float, default=5.0)
     ap.add_argument("--bytes", type=int, default=2_000_000)
+    ap.add_argument("--start-delay", type=float, default=0.0)
+    ap.add_argument("--recverr", action="store_true",
+                    help="hello: tell an ICMP error from a RST when connect() fails")
     ap.add_argument("--phase", required=True)
     ap.add_argument("--release", required=True)
     ap.add_argument("--result", required=True)

@@ -95,9 +95,16 @@ teardown_pair() {
     ip netns del "$CNS" 2>/dev/null || true
 }
 
-# start_capture FILE: tcpdump on the server side of the veth, port filter.
+# start_capture FILE [FILTER]: tcpdump on the server side of the veth,
+# capture filter "tcp port $PORT" unless FILTER is given. -B: in immediate
+# mode libpcap uses a ring of frames as large as a GSO packet (64 KiB on a
+# veth), so the default 2 MiB buffer holds ~32 packets and a burst of 129
+# handshakes overflowed it; truth.py records tcpdump's "dropped by kernel"
+# count and rejects a run that lost packets.
+CAPTURE_BUFFER_KIB=${CAPTURE_BUFFER_KIB:-32768}
 start_capture() {
-    ip netns exec "$SNS" tcpdump -n -i "$SVETH" --immediate-mode -U -w "$1" "tcp port $PORT" 2>"$1.log" &
+    ip netns exec "$SNS" tcpdump -n -i "$SVETH" --immediate-mode -U -B "$CAPTURE_BUFFER_KIB" \
+        -w "$1" "${2:-tcp port $PORT}" 2>"$1.log" &
     TCPDUMP_PID=$!; BG_PIDS+=("$TCPDUMP_PID")
     local i
     for ((i = 0; i < 100; i++)); do grep -q "listening on" "$1.log" 2>/dev/null && return 0; sleep 0.05; done
@@ -117,14 +124,15 @@ publish() {
     cp "$2/truth.json" "$SAMPLES/$1.truth.json"
 }
 
-# accept_run NAME NET ABORT SHAPED ATTEMPT BASEPORT SCHEDULE EXPECT
+# accept_run NAME NET ABORT SHAPED ATTEMPT BASEPORT SCHEDULE EXPECT [SOMAXCONN BACKLOG COUNT]
 accept_run() {
     local name=$1 net=$2 abort=$3 shaped=$4 attempt=$5 base=$6 schedule=$7 expect=$8
+    local somaxconn=${9:-5} backlog=${10:-1024} count=${11:-10}
     local d="$WORK/$name.$attempt"; mkdir -p "$d"
     local mtu=1500 shaping="none" prime=""
     [ "$shaped" = 1 ] && { mtu=300; shaping=$SHAPING; prime=$PRIME_UDP; }
     setup_pair "$net$attempt" "$net" "$mtu"
-    ip netns exec "$SNS" sysctl -qw net.core.somaxconn=5 net.ipv4.tcp_abort_on_overflow="$abort"
+    ip netns exec "$SNS" sysctl -qw net.core.somaxconn="$somaxconn" net.ipv4.tcp_abort_on_overflow="$abort"
     if [ "$shaped" = 1 ]; then
         ip netns exec "$CNS" tc qdisc add dev "$CVETH" root tbf rate 8kbit burst 400 latency 5s
     fi
@@ -132,11 +140,11 @@ accept_run() {
     start_capture "$d/cap.pcap"
     ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
     ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode noaccept --ip "$SIP" --port $PORT \
-        --backlog 1024 --ready "$d/srv.ready" --stop "$d/srv.stop" --max-seconds 60 &
+        --backlog "$backlog" --ready "$d/srv.ready" --stop "$d/srv.stop" --max-seconds 60 &
     BG_PIDS+=($!)
     wait_file "$d/srv.ready" 5 || die "server did not start"
     local t0=$SECONDS
-    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode hello --count 10 --base-port "$base" \
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode hello --count "$count" --base-port "$base" \
         --schedule "$schedule" --prime-udp "$prime" --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" \
         --connect-timeout 5 --phase "$d/cli.phase" --release "$d/cli.release" \
         --result "$d/clients.json" --max-seconds 40 &
@@ -161,8 +169,8 @@ accept_run() {
         --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
         --clients "$d/clients.json" --ss "$d/ss.txt" --ss-late "$d/ss-late.txt" \
         --ss-listen "$d/ss-listen.txt" --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
-        --somaxconn 5 --abort "$abort" --shaping "$shaping" --schedule "$schedule" \
-        --set mtu="$mtu" --set clients=10 --set connect_timeout_s=5 \
+        --somaxconn "$somaxconn" --backlog "$backlog" --abort "$abort" --shaping "$shaping" \
+        --schedule "$schedule" --set mtu="$mtu" --set clients="$count" --set connect_timeout_s=5 \
         --set tcp_syn_linear_timeouts="$linear" \
         --kernel "$KERNEL" --attempt "$attempt"
     publish "$name" "$d"
@@ -264,6 +272,322 @@ bulk_run() {
     publish "$name" "$d"
 }
 
+# ---------------------------------------------------------------------------
+# Per-server diagnosis samples (diag-*): one phenomenon per server endpoint.
+# ---------------------------------------------------------------------------
+
+# diag_overflow_run NAME NET ATTEMPT BASEPORT SOMAXCONN: the accept-queue
+# experiment at a larger somaxconn, unshaped: limit + 1 + 6 clients, each
+# calling connect() $STAGGER_MS ms after the previous one, so every handshake
+# completes before the next SYN arrives: the first limit + 1 fill the queue,
+# the SYNs of the 6 others are all dropped (syn_timeout).
+STAGGER_MS=${STAGGER_MS:-3}
+diag_overflow_run() {
+    local name=$1 net=$2 attempt=$3 base=$4 somaxconn=$5
+    local count=$((somaxconn + 1 + 6))
+    local schedule; schedule=$(seq -s, 0 "$STAGGER_MS" $(( (count - 1) * STAGGER_MS )))
+    accept_run "$name" "$net" 0 0 "$attempt" "$base" "$schedule" overflow "$somaxconn" 1024 "$count"
+}
+
+# SYN flood: $FLOOD_COUNT bare SYNs over $FLOOD_SECONDS s from $FLOOD_SOURCES
+# addresses the client namespace does not own (10.210.0.10 ...); the server
+# routes them back via the client namespace, which drops the SYN-ACKs
+# (not its addresses, no forwarding), so nobody answers them. The listener
+# has a small backlog: once it holds backlog+1 request socks, further SYNs
+# get SYN cookies. 3 legitimate clients connect in the middle of the flood.
+FLOOD_COUNT=${FLOOD_COUNT:-300}
+FLOOD_SECONDS=${FLOOD_SECONDS:-3}
+FLOOD_SOURCES=${FLOOD_SOURCES:-50}
+FLOOD_BACKLOG=${FLOOD_BACKLOG:-32}
+FLOOD_MAX_SYN_BACKLOG=${FLOOD_MAX_SYN_BACKLOG:-16}
+flood_run() {
+    local name=diag-syn-flood net=10 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    setup_pair "$net$attempt" "$net" 1500
+    ip -n "$SNS" route add 10.210.0.0/24 via "$CIP"
+    # A small tcp_max_syn_backlog, smaller than the listen backlog: with the
+    # default tcp_syncookies=1 it has no effect (it only limits the request
+    # queue when cookies are off); the request queue is full at the listen
+    # backlog (backlog + 1 request socks), and every later SYN gets a cookie.
+    ip netns exec "$SNS" sysctl -qw net.ipv4.tcp_max_syn_backlog="$FLOOD_MAX_SYN_BACKLOG"
+    local cookies fwd
+    cookies=$(ip netns exec "$SNS" sysctl -n net.ipv4.tcp_syncookies)
+    fwd=$(ip netns exec "$CNS" sysctl -n net.ipv4.ip_forward)
+    start_capture "$d/cap.pcap" "tcp port $PORT or icmp"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode echo-many --connections 3 --ip "$SIP" --port $PORT \
+        --backlog "$FLOOD_BACKLOG" --ready "$d/srv.ready" --stop "$d/srv.stop" --result "$d/server.json" \
+        --max-seconds 40 &
+    local spid=$!; BG_PIDS+=("$spid")
+    wait_file "$d/srv.ready" 5 || die "server did not start"
+    local t0=$SECONDS
+    ip netns exec "$CNS" "$PY" "$LAB/synflood.py" --server-ip "$SIP" --server-port $PORT \
+        --sources "10.210.0.10,$FLOOD_SOURCES" --count "$FLOOD_COUNT" --seconds "$FLOOD_SECONDS" \
+        --result "$d/flood.json" &
+    local fpid=$!; BG_PIDS+=("$fpid")
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode request --count 3 --base-port 56001 \
+        --start-delay "$(awk "BEGIN{print $FLOOD_SECONDS / 2}")" \
+        --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" \
+        --phase "$d/cli.phase" --release "$d/cli.release" --result "$d/clients.json" --max-seconds 30 &
+    local cpid=$!; BG_PIDS+=("$cpid")
+    sleep "$(awk "BEGIN{print $FLOOD_SECONDS * 0.8}")"
+    ip netns exec "$SNS" ss -antH >"$d/ss-flood.txt"     # half-open requests mid-flood
+    ip netns exec "$SNS" ss -lntH >"$d/ss-listen.txt"
+    wait "$fpid" || die "flood sender failed"
+    wait_file "$d/cli.phase" 15 || die "legitimate clients were not served"
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"
+    # Keep capturing for the SYN-ACK retransmissions (1 s, 3 s after each).
+    while (( SECONDS - t0 < FLOOD_SECONDS + 5 )); do sleep 0.2; done
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    touch "$d/cli.release"
+    wait "$cpid" || true
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    teardown_pair
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect flood --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/clients.json" --ss "$d/ss.txt" --ss-listen "$d/ss-listen.txt" \
+        --ss-flood "$d/ss-flood.txt" --flood "$d/flood.json" --backlog "$FLOOD_BACKLOG" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --set listen_backlog="$FLOOD_BACKLOG" --set tcp_max_syn_backlog="$FLOOD_MAX_SYN_BACKLOG" \
+        --set tcp_syncookies="$cookies" --set flood_syns="$FLOOD_COUNT" \
+        --set flood_seconds="$FLOOD_SECONDS" --set flood_sources="$FLOOD_SOURCES" \
+        --set client_ip_forward="$fwd" --set mtu=1500 \
+        --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
+# Port closed: 6 clients to a port nobody listens on (RST/ACK to each SYN).
+# --recverr lets each client check that no ICMP error came instead.
+closed_run() {
+    local name=diag-port-closed net=11 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    setup_pair "$net$attempt" "$net" 1500
+    start_capture "$d/cap.pcap" "tcp port $PORT or icmp"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    touch "$d/cli.release"
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode hello --count 6 --base-port 52001 \
+        --schedule "0,100,200,300,400,500" --recverr \
+        --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" --connect-timeout 5 \
+        --phase "$d/cli.phase" --release "$d/cli.release" --result "$d/clients.json" --max-seconds 10
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    stop_capture
+    teardown_pair
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect closed --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/clients.json" --ss "$d/ss.txt" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --set clients=6 --set mtu=1500 --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
+# Filtered: a listener on 0.0.0.0:8888, but nftables in the server namespace
+# DROPs every packet to 10.200.12.1:8888 (4 clients: syn_timeout) and REJECTs
+# those to 10.200.12.3:8888 with ICMP port unreachable (4 clients: connect()
+# fails at once, the error queue shows ICMP type 3 code 3).
+filtered_run() {
+    local name=diag-filtered net=12 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    command -v nft >/dev/null || die "diag-filtered needs nft (apt-get install -y nftables)"
+    setup_pair "$net$attempt" "$net" 1500
+    local rip="10.200.$net.3"
+    ip -n "$SNS" addr add "$rip/24" dev "$SVETH"
+    ip netns exec "$SNS" nft -f - <<NFT
+table inet flowclass_lab {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        ip daddr $SIP tcp dport $PORT drop
+        ip daddr $rip tcp dport $PORT reject with icmp type port-unreachable
+    }
+}
+NFT
+    ip netns exec "$SNS" nft list ruleset >"$d/nft.txt"
+    start_capture "$d/cap.pcap" "tcp port $PORT or icmp"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    ip netns exec "$CNS" nstat -asz >"$d/cnstat.before"
+    ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode echo-many --connections 1 --ip 0.0.0.0 --port $PORT \
+        --ready "$d/srv.ready" --stop "$d/srv.stop" --result "$d/server.json" --max-seconds 30 &
+    local spid=$!; BG_PIDS+=("$spid")
+    wait_file "$d/srv.ready" 5 || die "server did not start"
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode hello --count 4 --base-port 53001 \
+        --schedule "0,200,400,600" --recverr \
+        --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" --connect-timeout 5 \
+        --phase "$d/drop.phase" --release "$d/cli.release" --result "$d/drop.json" --max-seconds 20 &
+    local c1=$!; BG_PIDS+=("$c1")
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode hello --count 4 --base-port 53101 \
+        --schedule "100,300,500,700" --recverr \
+        --server-ip "$rip" --server-port $PORT --client-ip "$CIP" --connect-timeout 5 \
+        --phase "$d/reject.phase" --release "$d/cli.release" --result "$d/reject.json" --max-seconds 20 &
+    local c2=$!; BG_PIDS+=("$c2")
+    wait_file "$d/drop.phase" 10 || die "clients did not finish"
+    wait_file "$d/reject.phase" 10 || die "clients did not finish"
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"
+    ip netns exec "$SNS" ss -lntH >"$d/ss-listen.txt"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    ip netns exec "$CNS" nstat -asz >"$d/cnstat.after"
+    touch "$d/cli.release"
+    wait "$c1" || true; wait "$c2" || true
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    teardown_pair
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect filtered --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/drop.json" --clients "$d/reject.json" --ss "$d/ss.txt" --ss-listen "$d/ss-listen.txt" \
+        --expect-server "$SIP:$PORT:unreachable_or_filtered" \
+        --expect-server "$rip:$PORT:unreachable_or_filtered" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --client-nstat-before "$d/cnstat.before" --client-nstat-after "$d/cnstat.after" \
+        --set filter="nft: ip daddr $SIP tcp dport $PORT drop; ip daddr $rip tcp dport $PORT reject with icmp type port-unreachable" \
+        --set clients=8 --set connect_timeout_s=5 --set mtu=1500 \
+        --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
+# Lossy path: $LOSSY_CLIENTS concurrent transfers of $LOSSY_BYTES bytes each
+# through the same small tbf as bulk-loss on the senders' egress.
+LOSSY_CLIENTS=${LOSSY_CLIENTS:-3}
+LOSSY_BYTES=${LOSSY_BYTES:-200000}
+lossy_run() {
+    local name=diag-lossy net=13 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    setup_pair "$net$attempt" "$net" 1500
+    ip netns exec "$CNS" tc qdisc add dev "$CVETH" root tbf $BULK_TBF
+    local cc; cc=$(ip netns exec "$CNS" sysctl -n net.ipv4.tcp_congestion_control)
+    start_capture "$d/cap.pcap"
+    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.before"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode sink-many --connections "$LOSSY_CLIENTS" \
+        --ip "$SIP" --port $PORT \
+        --ready "$d/srv.ready" --stop "$d/srv.stop" --result "$d/server.json" --max-seconds 40 &
+    local spid=$!; BG_PIDS+=("$spid")
+    wait_file "$d/srv.ready" 5 || die "server did not start"
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode bulk --count "$LOSSY_CLIENTS" \
+        --bytes "$LOSSY_BYTES" --base-port 54001 \
+        --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" \
+        --phase "$d/cli.phase" --release "$d/cli.release" --result "$d/clients.json" --max-seconds 30 &
+    local cpid=$!; BG_PIDS+=("$cpid")
+    wait_file "$d/cli.phase" 10 || die "bulk clients did not connect"
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"   # every transfer established
+    touch "$d/cli.release"                        # all start sending at once
+    wait "$cpid" || die "bulk clients failed"
+    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.after"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    ip netns exec "$CNS" tc -s qdisc show dev "$CVETH" >"$d/tc.txt"
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    teardown_pair
+    echo "  tbf: $(grep -o 'Sent.*' "$d/tc.txt" | head -1)"
+    local dropped; dropped=$(grep -o 'dropped [0-9]*' "$d/tc.txt" | head -1 | awk '{print $2}')
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect lossy --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/clients.json" --ss "$d/ss.txt" --shaping "tbf $BULK_TBF on the sender egress" \
+        --sender-nstat-before "$d/sender.nstat.before" --sender-nstat-after "$d/sender.nstat.after" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --set mtu=1500 --set clients="$LOSSY_CLIENTS" --set bytes="$LOSSY_BYTES" \
+        --set congestion_control="$cc" --set qdisc_dropped="$dropped" \
+        --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
+# Healthy: a server that accepts and answers; 10 concurrent clients send a
+# request line, read the reply, close (client FIN, then the server's FIN).
+healthy_run() {
+    local name=diag-healthy net=14 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    setup_pair "$net$attempt" "$net" 1500
+    start_capture "$d/cap.pcap"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode echo-many --connections 10 --ip "$SIP" --port $PORT \
+        --ready "$d/srv.ready" --stop "$d/srv.stop" --result "$d/server.json" --max-seconds 20 &
+    local spid=$!; BG_PIDS+=("$spid")
+    wait_file "$d/srv.ready" 5 || die "server did not start"
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode request --count 10 --base-port 55001 \
+        --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" \
+        --phase "$d/cli.phase" --release "$d/cli.release" --result "$d/clients.json" --max-seconds 20 &
+    local cpid=$!; BG_PIDS+=("$cpid")
+    wait_file "$d/cli.phase" 10 || die "requests did not complete"
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"
+    ip netns exec "$SNS" ss -lntH >"$d/ss-listen.txt"
+    sleep 0.5
+    touch "$d/cli.release"
+    wait "$cpid" || true
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    teardown_pair
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect healthy --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/clients.json" --ss "$d/ss.txt" --ss-listen "$d/ss-listen.txt" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --set clients=10 --set mtu=1500 --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
+# Capture loss: one transfer of $CAPLOSS_BYTES through a slow tbf that never
+# drops (large limit), so the hosts lose nothing; but the capture is written
+# through stallpipe.py, which stops reading for $CAPLOSS_STALL s after every
+# 50000 bytes of capture, 3 times: tcpdump's small ring buffer (-B 1024, ~16
+# packets) fills and the kernel drops what arrives meanwhile. tcpdump's own
+# "dropped by kernel" count is the truth.
+CAPLOSS_BYTES=${CAPLOSS_BYTES:-300000}
+CAPLOSS_TBF=${CAPLOSS_TBF:-"rate 2mbit burst 1600 limit 1000000"}
+CAPLOSS_STALL=${CAPLOSS_STALL:-0.15}
+caploss_run() {
+    local name=diag-capture-loss net=15 attempt=$1
+    local d="$WORK/$name.$attempt"; mkdir -p "$d"
+    setup_pair "$net$attempt" "$net" 1500
+    ip netns exec "$CNS" tc qdisc add dev "$CVETH" root tbf $CAPLOSS_TBF
+    mkfifo "$d/cap.fifo"
+    "$PY" "$LAB/stallpipe.py" --fifo "$d/cap.fifo" --out "$d/cap.pcap" --every-bytes 50000 \
+        --stalls 3 --stall "$CAPLOSS_STALL" --max-seconds 40 &
+    local ppid=$!; BG_PIDS+=("$ppid")
+    # A small ring on purpose (~16 packets in immediate mode), not $CAPTURE_BUFFER_KIB.
+    ip netns exec "$SNS" tcpdump -n -i "$SVETH" --immediate-mode -U -B 1024 -w "$d/cap.fifo" \
+        "tcp port $PORT" 2>"$d/cap.pcap.log" &
+    TCPDUMP_PID=$!; BG_PIDS+=("$TCPDUMP_PID")
+    local i
+    for ((i = 0; i < 100; i++)); do grep -q "listening on" "$d/cap.pcap.log" 2>/dev/null && break; sleep 0.05; done
+    grep -q "listening on" "$d/cap.pcap.log" || die "tcpdump did not start"
+    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.before"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.before"
+    ip netns exec "$SNS" "$PY" "$LAB/server.py" --mode sink-many --connections 1 --ip "$SIP" --port $PORT \
+        --ready "$d/srv.ready" --stop "$d/srv.stop" --result "$d/server.json" --max-seconds 40 &
+    local spid=$!; BG_PIDS+=("$spid")
+    wait_file "$d/srv.ready" 5 || die "server did not start"
+    touch "$d/cli.release"
+    ip netns exec "$CNS" "$PY" "$LAB/clients.py" --mode bulk --count 1 --bytes "$CAPLOSS_BYTES" \
+        --base-port 57001 --server-ip "$SIP" --server-port $PORT --client-ip "$CIP" \
+        --phase "$d/cli.phase" --release "$d/cli.release" --result "$d/clients.json" --max-seconds 30 &
+    local cpid=$!; BG_PIDS+=("$cpid")
+    wait_file "$d/cli.phase" 10 || die "bulk client did not connect"
+    ip netns exec "$SNS" ss -antH >"$d/ss.txt"
+    wait "$cpid" || die "bulk client failed"
+    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.after"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    ip netns exec "$CNS" tc -s qdisc show dev "$CVETH" >"$d/tc.txt"
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    wait "$ppid" || true
+    teardown_pair
+    echo "  tbf: $(grep -o 'Sent.*' "$d/tc.txt" | head -1)"
+    local dropped; dropped=$(grep -o 'dropped [0-9]*' "$d/tc.txt" | head -1 | awk '{print $2}')
+    "$PY" "$LAB/truth.py" --scenario "$name" --expect caploss --out "$d/truth.json" \
+        --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
+        --clients "$d/clients.json" --ss "$d/ss.txt" --shaping "tbf $CAPLOSS_TBF on the sender egress" \
+        --sender-nstat-before "$d/sender.nstat.before" --sender-nstat-after "$d/sender.nstat.after" \
+        --nstat-before "$d/nstat.before" --nstat-after "$d/nstat.after" \
+        --set mtu=1500 --set bytes="$CAPLOSS_BYTES" --set qdisc_dropped="$dropped" \
+        --set capture="tcpdump -B 1024 --immediate-mode -U -w FIFO; the reader stalls $CAPLOSS_STALL s after every 50000 bytes, 3 times" \
+        --kernel "$KERNEL" --attempt "$attempt"
+    publish "$name" "$d"
+}
+
 # When each of the 10 clients calls connect() (clients.py --schedule): "MS" is
 # ms after the start, "@K+MS" is MS ms after the K-th successful connect().
 # The shaper serialises the client's packets (one every ~70 ms) and starts
@@ -291,12 +615,22 @@ run_scenario() {
         refused)                       refused_run "$2" ;;
         bulk-loss)                     bulk_run "$2" ;;
         fin-exchange)                  fin_run "$2" ;;
+        diag-overflow-16)              diag_overflow_run "$1" 8 "$2" 50001 16 ;;
+        diag-overflow-128)             diag_overflow_run "$1" 9 "$2" 51001 128 ;;
+        diag-syn-flood)                flood_run "$2" ;;
+        diag-port-closed)              closed_run "$2" ;;
+        diag-filtered)                 filtered_run "$2" ;;
+        diag-lossy)                    lossy_run "$2" ;;
+        diag-healthy)                  healthy_run "$2" ;;
+        diag-capture-loss)             caploss_run "$2" ;;
         *) die "unknown scenario $1" ;;
     esac
 }
 
 ALL=(accept-overflow-drop-shaped accept-overflow-drop-unshaped accept-overflow-abort
-     accept-overflow-abort-syncookies refused bulk-loss fin-exchange)
+     accept-overflow-abort-syncookies refused bulk-loss fin-exchange
+     diag-overflow-16 diag-overflow-128 diag-syn-flood diag-port-closed diag-filtered
+     diag-lossy diag-healthy diag-capture-loss)
 [ $# -gt 0 ] && ALL=("$@")
 START=$SECONDS
 for name in "${ALL[@]}"; do

@@ -7,11 +7,14 @@ Modes
   echo      accept one connection, read the request line, answer, wait for the
             client's FIN, then close (our FIN): an ordinary FIN/FIN exchange.
   sink      accept one connection, read until EOF, close; report the bytes read.
+  echo-many, sink-many
+            the same for every connection, each in its own thread, until
+            --connections have been served (or --stop / --max-seconds).
 
 The server writes --ready once it listens and stops when --stop appears or
 after --max-seconds, whichever comes first (every loop is bounded in time).
 """
-import argparse, json, os, socket, sys, time
+import argparse, json, os, socket, sys, threading, time
 
 
 def wait_for(path, deadline):
@@ -24,7 +27,9 @@ def wait_for(path, deadline):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["noaccept", "echo", "sink"], required=True)
+    ap.add_argument("--mode", choices=["noaccept", "echo", "sink", "echo-many", "sink-many"],
+                    required=True)
+    ap.add_argument("--connections", type=int, default=1, help="echo-many/sink-many: how many")
     ap.add_argument("--ip", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--backlog", type=int, default=1024)
@@ -50,6 +55,9 @@ def main():
         # makes the kernel reset them (inet_csk_listen_stop).
         ls.close()
         return 0
+
+    if a.mode.endswith("-many"):
+        return serve_many(a, ls, deadline, result)
 
     ls.settimeout(max(0.1, deadline - time.monotonic()))
     try:
@@ -84,6 +92,60 @@ def main():
         result["bytes"] = total
         conn.close()
     ls.close()
+    if a.result:
+        with open(a.result, "w") as f:
+            json.dump(result, f)
+    wait_for(a.stop, deadline)
+    return 0
+
+
+def handle(mode, conn, deadline, rec):
+    conn.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        if mode == "echo":
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                buf += chunk
+            rec["request"] = buf.decode(errors="replace")
+            conn.sendall(b"HELLO WORLD\n")
+            tail = conn.recv(4096)  # the client's FIN first, then ours
+            rec["eof_after_reply"] = (tail == b"")
+        else:
+            total = 0
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                total += len(chunk)
+            rec["bytes"] = total
+    except OSError as e:
+        rec["error"] = str(e)
+    conn.close()
+
+
+def serve_many(a, ls, deadline, result):
+    mode = a.mode[: -len("-many")]
+    conns, threads = [], []
+    while len(conns) < a.connections and time.monotonic() < deadline:
+        if a.stop and os.path.exists(a.stop):
+            break
+        ls.settimeout(0.2)
+        try:
+            conn, peer = ls.accept()
+        except socket.timeout:
+            continue
+        rec = {"peer": list(peer)}
+        conns.append(rec)
+        t = threading.Thread(target=handle, args=(mode, conn, deadline, rec), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    ls.close()
+    result["connections"] = conns
     if a.result:
         with open(a.result, "w") as f:
             json.dump(result, f)

@@ -36,8 +36,47 @@ pub enum ColorChoice {
 pub struct Args {
     /// pcap/pcapng files; several files are merged by timestamp as one capture
     /// (rotated tcpdump -C/-G output). `-` reads standard input.
-    #[arg(value_name = "FILE", required = true)]
+    #[arg(value_name = "FILE", required_unless_present_any = ["iface", "list_interfaces"], conflicts_with = "iface")]
     pub files: Vec<String>,
+
+    /// Capture live on this interface (`any` for all) until Ctrl-C, SIGTERM,
+    /// --duration or --count, then print the final report.
+    #[arg(short = 'i', long = "iface", value_name = "IFACE")]
+    pub iface: Option<String>,
+
+    /// List the interfaces that can be captured on, like tcpdump -D.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Live: bytes kept per packet (0 = 262144). The default keeps every
+    /// TCP/IP header with options, even inside tunnels.
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 256)]
+    pub snaplen: u32,
+
+    /// Live: do not put the interface into promiscuous mode.
+    #[arg(short = 'p', long = "no-promisc")]
+    pub no_promisc: bool,
+
+    /// Live: kernel capture buffer size in KiB (like tcpdump -B).
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
+    pub buffer_size: Option<u32>,
+
+    /// Live: stop after this many packets.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Live: stop after this long (e.g. 60s, 5m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Live: also write the captured packets to this pcap file (readable by
+    /// Wireshark and by flowclass).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<std::path::PathBuf>,
+
+    /// Live: a flow with no packet for this long is reported and forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]

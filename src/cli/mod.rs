@@ -3,4 +3,5 @@
 //! never sees clap.
 
 pub mod args;
+pub mod live;
 pub mod run;

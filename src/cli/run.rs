@@ -25,6 +25,16 @@ pub struct Reporting<W: io::Write> {
     labels: Vec<flowclass::classify::Label>,
     facts: Vec<FlowFacts>,
     streams_total: u64,
+    /// Failed attempts per server, for the live view.
+    trouble: std::collections::HashMap<flowclass::stream::Endpoint, u64>,
+}
+
+/// What only a live capture adds to the report.
+pub struct LiveExtras {
+    /// Packet counters.
+    pub capture: flowclass::source::CaptureStats,
+    /// The kernel's view, when it could be read.
+    pub kernel: Option<flowclass::report::KernelView>,
 }
 
 impl<W: io::Write> Reporting<W> {
@@ -45,6 +55,7 @@ impl<W: io::Write> Reporting<W> {
             labels: args.label.clone(),
             facts: Vec::new(),
             streams_total: 0,
+            trouble: Default::default(),
         }
     }
 
@@ -56,6 +67,10 @@ impl<W: io::Write> Reporting<W> {
                 continue;
             }
             self.facts.push(FlowFacts::from(&f));
+            use flowclass::classify::Label as L;
+            if matches!(f.verdict.label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
+                *self.trouble.entry(f.record.endpoints[1 - f.verdict.client_dir]).or_default() += 1;
+            }
             if self.labels.is_empty() || self.labels.contains(&f.verdict.label) {
                 self.writer.flow(Flow::from_finished(&f))?;
             }
@@ -63,21 +78,49 @@ impl<W: io::Write> Reporting<W> {
         Ok(())
     }
 
+    /// Flush what was written (live JSONL readers see flows at once).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+
+    /// Flows reported per label so far.
+    pub fn counts(&self) -> &flowclass::report::LabelCounts {
+        self.writer.counts()
+    }
+
+    /// Servers with the most failed attempts so far.
+    pub fn troubled(&self, n: usize) -> Vec<(flowclass::stream::Endpoint, u64)> {
+        let mut v: Vec<_> = self.trouble.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+
     /// Diagnose the servers and write the end of the report.
     pub fn end(
         self,
         inputs: Vec<flowclass::source::InputInfo>,
         stats: &flowclass::engine::FrameStats,
+        live: Option<LiveExtras>,
     ) -> io::Result<()> {
-        let servers: Vec<ServerOut> = diagnose(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
-        let header = Header::new(inputs, stats, self.streams_total, self.writer.counts());
+        let mut servers: Vec<ServerOut> = diagnose(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
+        let mut header = Header::new(inputs, stats, self.streams_total, self.writer.counts());
+        if let Some(live) = live {
+            if let Some(k) = &live.kernel {
+                for s in &mut servers {
+                    s.attach_kernel_view(k);
+                }
+            }
+            header.capture = Some(live.capture);
+            header.kernel = live.kernel;
+        }
         self.writer.end(&header, &servers)
     }
 }
 
 /// A write error that ends the run: a reader that went away (`| head`) is
 /// not an error (Unix convention), anything else is.
-fn write_outcome(e: io::Error, code: u8) -> u8 {
+pub fn write_outcome(e: io::Error, code: u8) -> u8 {
     if e.kind() == io::ErrorKind::BrokenPipe {
         code
     } else {
@@ -157,7 +200,7 @@ pub fn run(args: Args) -> u8 {
             args.max_flows, stats.finished_early
         );
     }
-    match report.finished(rest).and_then(|_| report.end(inputs, &stats)) {
+    match report.finished(rest).and_then(|_| report.end(inputs, &stats, None)) {
         Ok(()) => code,
         Err(e) => write_outcome(e, code),
     }

@@ -386,7 +386,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
             explanation += "; none of those SYN-ACKs was retransmitted, the signature of SYN cookies (the kernel answered statelessly because its SYN queue was full)";
         }
         let ev = evidence(half_open.iter().map(|x| x.stream), half_open.iter().filter_map(|x| x.syn.map(|s| s.frame)));
-        let remedy = "Keep net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog, and rate-limit or filter SYNs from the offending sources upstream (check whether they are spoofed).".to_string();
+        let remedy = "Keep net.ipv4.tcp_syncookies=1 (cookies keep legitimate clients connecting while the SYN queue is full), raise the listen() backlog and net.core.somaxconn (they size the SYN queue too; net.ipv4.tcp_max_syn_backlog only matters with cookies off), and rate-limit or filter SYNs from the offending sources upstream (check whether they are spoofed).".to_string();
         let confidence = if sources >= 5 { Confidence::High } else { Confidence::Medium };
         return base(ServerVerdict::SynFlood, confidence, explanation, ev, remedy, None, notes);
     }

@@ -15,7 +15,8 @@ use crate::classify::{ClientRule, Label, ResetCause};
 use crate::decode::SkipReason;
 use crate::diagnose::{Confidence, Diagnosis, Evidence, ServerVerdict};
 use crate::engine::{Finished, FrameStats};
-use crate::source::InputInfo;
+use crate::kernel::{Listener, TcpCounters};
+use crate::source::{CaptureStats, InputInfo};
 use crate::stream::Endpoint;
 use crate::time::Timestamp;
 
@@ -232,6 +233,61 @@ pub struct ServerOut {
     pub remedy: String,
     /// Further observations.
     pub notes: Vec<String>,
+    /// Live capture only: what the kernel said about this server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<ServerKernel>,
+}
+
+/// The kernel's word on one server's listener during a live capture.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerKernel {
+    /// The listening socket serving this endpoint, with its accept queue.
+    pub listener: Option<Listener>,
+    /// TcpExtListenOverflows during the capture (whole namespace).
+    pub listen_overflows: u64,
+    /// TcpExtListenDrops during the capture (whole namespace).
+    pub listen_drops: u64,
+    /// TcpExtTCPReqQFullDrop during the capture (whole namespace).
+    pub req_q_full_drop: u64,
+}
+
+impl ServerOut {
+    /// Add the kernel's counters and this server's listener (matched by
+    /// port, and by address unless the listener is bound to any address),
+    /// and say what they show beside the verdict.
+    pub fn attach_kernel_view(&mut self, k: &KernelView) {
+        let ip: Option<std::net::IpAddr> = self.server.ip.parse().ok();
+        let listener = k
+            .listeners
+            .iter()
+            .find(|l| l.port == self.server.port && (l.ip.is_unspecified() || Some(l.ip) == ip))
+            .cloned();
+        let d = &k.counters_delta;
+        let mut note = format!(
+            "kernel: {} listen overflows and {} listen drops in this network namespace during the capture",
+            d.listen_overflows, d.listen_drops
+        );
+        if let Some(l) = &listener {
+            note += &format!(
+                "; listener {}:{} held {} waiting for accept() at the end, with a limit of {}",
+                l.ip,
+                l.port,
+                l.recv_q,
+                l.send_q.map_or("unknown".to_string(), |q| q.to_string())
+            );
+            if let (Some(limit), Some(est)) = (l.send_q, self.backlog_estimate) {
+                note += &format!(" (estimated from the packets: {est})");
+                let _ = limit;
+            }
+        }
+        self.notes.push(note);
+        self.kernel = Some(ServerKernel {
+            listener,
+            listen_overflows: d.listen_overflows,
+            listen_drops: d.listen_drops,
+            req_q_full_drop: d.req_q_full_drop,
+        });
+    }
 }
 
 impl From<&Diagnosis> for ServerOut {
@@ -252,6 +308,7 @@ impl From<&Diagnosis> for ServerOut {
             evidence: d.evidence.clone(),
             remedy: d.remedy.clone(),
             notes: d.notes.clone(),
+            kernel: None,
         }
     }
 }
@@ -310,6 +367,26 @@ pub struct Header {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Totals.
     pub summary: Summary,
+    /// Live capture only: libpcap's and flowclass's packet counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStats>,
+    /// Live capture only: the kernel's own view of the capture's network
+    /// namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelView>,
+}
+
+/// What the kernel itself said during a live capture.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelView {
+    /// TCP counters at the start of the capture.
+    pub counters_start: TcpCounters,
+    /// At the end.
+    pub counters_end: TcpCounters,
+    /// End minus start.
+    pub counters_delta: TcpCounters,
+    /// Listening sockets at the end, with their accept queues.
+    pub listeners: Vec<Listener>,
 }
 
 impl Header {
@@ -318,6 +395,8 @@ impl Header {
         let labels: BTreeMap<&'static str, u64> =
             Label::ALL.iter().map(|l| (l.as_str(), reported.0[*l as usize])).collect();
         Header {
+            capture: None,
+            kernel: None,
             version: FORMAT_VERSION,
             inputs,
             skipped: SkipReason::ALL.iter().map(|r| (r.as_str(), stats.skipped[r.index()])).collect(),

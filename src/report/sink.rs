@@ -68,6 +68,11 @@ impl<W: Write> ReportWriter<W> {
         }
     }
 
+    /// Push what was written so far to the reader (live JSONL).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// Finish the report with the servers and the totals, and flush.
     pub fn end(mut self, header: &Header, servers: &[ServerOut]) -> io::Result<()> {
         match self.format {

@@ -4,9 +4,11 @@
 
 mod file;
 mod filter;
+mod live;
 
 pub use file::{CaptureFile, FileSet, InputInfo};
 pub use filter::FrameFilter;
+pub use live::{Batch, CaptureStats, LiveCapture, LiveError, LiveOptions, Next, list_interfaces};
 
 use crate::decode::LinkType;
 use crate::time::Timestamp;
