@@ -71,6 +71,9 @@ pub struct SideRecord {
     /// Highest ack value sent on any ACK-flagged segment without SYN,
     /// RST/ACK included (modular maximum).
     pub max_ack: Option<u32>,
+    /// Highest `seq + len` of any segment with payload (modular maximum):
+    /// with the ISN it tells how many distinct bytes were sent.
+    pub max_data_end: Option<u32>,
     /// First segment carrying payload.
     pub first_data: Option<At>,
     /// Last segment carrying payload.
@@ -185,6 +188,16 @@ impl StreamRecord {
             || completed(b, a)
     }
 
+    /// Distinct payload bytes side `dir` sent (from its ISN to the highest
+    /// byte seen), or the plain sum when the ISN is unknown.
+    pub fn distinct_bytes(&self, dir: usize) -> u64 {
+        let s = &self.sides[dir];
+        match (s.syn.or(s.syn_ack), s.max_data_end) {
+            (Some(i), Some(end)) => u64::from(end.wrapping_sub(i.isn.wrapping_add(1))).min(s.bytes),
+            _ => s.bytes,
+        }
+    }
+
     /// An ICMP error quoted a segment sent by side `dir`.
     pub fn on_icmp_quote(&mut self, dir: usize, seg: &Segment, kind: IcmpError, at: At) {
         self.touch(at);
@@ -236,6 +249,11 @@ impl StreamRecord {
             });
         }
         if len > 0 {
+            let end = seg.seq.wrapping_add(len);
+            side.max_data_end = Some(match side.max_data_end {
+                Some(m) if !gt(end, m) => m,
+                _ => end,
+            });
             side.first_data.get_or_insert(at);
             side.last_data = Some(at);
         }

@@ -203,7 +203,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
             return v;
         }
         let unacked = if cs.bytes > 0 {
-            format!("; the client's {} were never acknowledged", plural(cs.bytes, "byte", "bytes"))
+            format!("; the client's {} were never acknowledged", plural(r.distinct_bytes(c), "byte", "bytes"))
         } else {
             String::new()
         };
