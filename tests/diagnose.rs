@@ -26,11 +26,12 @@
 //!
 //! `samples/lab/README.md` describes each recording.
 
+mod util;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Every verdict the diagnosis knows.
 const VERDICTS: &[&str] = &[
@@ -72,12 +73,6 @@ fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
 
-fn load_truth(name: &str) -> Value {
-    let path = samples_dir().join(format!("{name}.truth.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
-}
-
 /// Names (file stems) of every `samples/*.truth.json`, sorted.
 fn truth_names() -> Vec<String> {
     let mut names = Vec::new();
@@ -96,35 +91,11 @@ fn truths_with_servers() -> Vec<(String, Value)> {
     truth_names()
         .into_iter()
         .map(|n| {
-            let t = load_truth(&n);
+            let t = util::sample_truth(&n);
             (n, t)
         })
         .filter(|(_, t)| t.get("servers").is_some())
         .collect()
-}
-
-/// Runs `flowclass --format json samples/<name>.pcap` and parses its output.
-fn run_flowclass(name: &str) -> Value {
-    let pcap = samples_dir().join(format!("{name}.pcap"));
-    assert!(pcap.exists(), "{} is missing (samples/lab/record.sh makes it)", pcap.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_flowclass"))
-        .args(["--format", "json"])
-        .arg(&pcap)
-        .output()
-        .expect("cannot run the flowclass binary");
-    assert!(
-        out.status.success(),
-        "flowclass --format json {} exited with {}\nstderr:\n{}",
-        pcap.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "flowclass output for {name} is not JSON: {e}\nstdout starts with:\n{}",
-            String::from_utf8_lossy(&out.stdout).chars().take(400).collect::<String>()
-        )
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -255,9 +226,9 @@ fn server_mismatches(name: &str, truth: &Value, report: &Value) -> Vec<String> {
 }
 
 fn check_diagnosis(name: &str) {
-    let truth = load_truth(name);
+    let truth = util::sample_truth(name);
     assert!(truth.get("servers").is_some(), "samples/{name}.truth.json has no `servers`");
-    let report = run_flowclass(name);
+    let report = util::sample_report(name);
     assert_no_mismatch("diagnosis", &server_mismatches(name, &truth, &report));
 }
 
@@ -343,7 +314,7 @@ fn diagnose_every_other_truth_file() {
         if KNOWN.contains(&name.as_str()) {
             continue;
         }
-        let report = run_flowclass(&name);
+        let report = util::sample_report(&name);
         bad.extend(server_mismatches(&name, &truth, &report));
     }
     assert_no_mismatch("diagnosis", &bad);
@@ -630,7 +601,7 @@ fn truth_accept_queue_limits() {
 #[test]
 fn truth_filtered_has_both_kinds() {
     let name = "diag-filtered";
-    let t = load_truth(name);
+    let t = util::sample_truth(name);
     let servers = array(&t, &["servers"]);
     assert_eq!(servers.len(), 2, "{name}: want two server endpoints");
     let results: Vec<BTreeSet<&str>> =

@@ -19,11 +19,12 @@
 //! A truth file without a dedicated test is still checked by
 //! `every_other_truth_file`, with the generic mapping rule.
 
+mod util;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 // ---------------------------------------------------------------------------
 // Loading
@@ -31,36 +32,6 @@ use std::process::Command;
 
 fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
-
-fn load_truth(name: &str) -> Value {
-    let path = samples_dir().join(format!("{name}.truth.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
-}
-
-/// Runs `flowclass --format json samples/<name>.pcap` and parses its output.
-fn run_flowclass(name: &str) -> Value {
-    let pcap = samples_dir().join(format!("{name}.pcap"));
-    assert!(pcap.exists(), "{} is missing (samples/lab/record.sh makes it)", pcap.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_flowclass"))
-        .args(["--format", "json"])
-        .arg(&pcap)
-        .output()
-        .expect("cannot run the flowclass binary");
-    assert!(
-        out.status.success(),
-        "flowclass --format json {} exited with {}\nstderr:\n{}",
-        pcap.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "flowclass output for {name} is not JSON: {e}\nstdout starts with:\n{}",
-            String::from_utf8_lossy(&out.stdout).chars().take(400).collect::<String>()
-        )
-    })
 }
 
 /// `v[a][b]...`, panicking with the path if a key is missing.
@@ -228,8 +199,8 @@ fn assert_no_mismatch(name: &str, what: &str, bad: &[String]) {
 /// The generic check every sample gets: each client's flow has the label
 /// the mapping rule derives from the truth.
 fn check_labels(name: &str) -> (Value, Value) {
-    let truth = load_truth(name);
-    let report = run_flowclass(name);
+    let truth = util::sample_truth(name);
+    let report = util::sample_report(name);
     assert_no_mismatch(name, "label", &label_mismatches(&report, &truth));
     (truth, report)
 }
@@ -294,7 +265,7 @@ const DROP_SHAPED: &str = "accept-overflow-drop-shaped";
 
 #[test]
 fn truth_accept_overflow_drop_shaped() {
-    let t = load_truth(DROP_SHAPED);
+    let t = util::sample_truth(DROP_SHAPED);
     assert_eq!(as_u64(&t, &["recorded_with", "tcp_abort_on_overflow"]), 0);
     assert_accept_queue_overflowed(DROP_SHAPED, &t);
     let m = mix(&t);
@@ -319,7 +290,7 @@ const DROP_UNSHAPED: &str = "accept-overflow-drop-unshaped";
 
 #[test]
 fn truth_accept_overflow_drop_unshaped() {
-    let t = load_truth(DROP_UNSHAPED);
+    let t = util::sample_truth(DROP_UNSHAPED);
     assert_eq!(as_u64(&t, &["recorded_with", "tcp_abort_on_overflow"]), 0);
     assert_accept_queue_overflowed(DROP_UNSHAPED, &t);
     let m = mix(&t);
@@ -342,7 +313,7 @@ const ABORT: &str = "accept-overflow-abort";
 
 #[test]
 fn truth_accept_overflow_abort() {
-    let t = load_truth(ABORT);
+    let t = util::sample_truth(ABORT);
     assert_eq!(as_u64(&t, &["recorded_with", "tcp_abort_on_overflow"]), 1);
     assert_accept_queue_overflowed(ABORT, &t);
     let m = mix(&t);
@@ -368,7 +339,7 @@ const ABORT_COOKIES: &str = "accept-overflow-abort-syncookies";
 
 #[test]
 fn truth_accept_overflow_abort_syncookies() {
-    let t = load_truth(ABORT_COOKIES);
+    let t = util::sample_truth(ABORT_COOKIES);
     assert_eq!(as_u64(&t, &["recorded_with", "tcp_abort_on_overflow"]), 1);
     assert_accept_queue_overflowed(ABORT_COOKIES, &t);
     let m = mix(&t);
@@ -396,7 +367,7 @@ const REFUSED: &str = "refused";
 
 #[test]
 fn truth_refused() {
-    let t = load_truth(REFUSED);
+    let t = util::sample_truth(REFUSED);
     let m = mix(&t);
     assert_eq!(count(&t, |r, _| r == "refused"), 1, "{REFUSED}: {m:?}");
     assert_eq!(truth_clients(&t).len(), 1, "{REFUSED}: {m:?}");
@@ -415,7 +386,7 @@ const FIN: &str = "fin-exchange";
 
 #[test]
 fn truth_fin_exchange() {
-    let t = load_truth(FIN);
+    let t = util::sample_truth(FIN);
     let c = &truth_clients(&t)[0];
     assert_eq!(outcome(c), ("connected", "ESTAB"), "{FIN}: {c}");
     assert_eq!(at(c, &["server_fin"]), &Value::Bool(true), "{FIN}: client did not read the server's FIN");
@@ -454,7 +425,7 @@ const BULK: &str = "bulk-loss";
 
 #[test]
 fn truth_bulk_loss() {
-    let t = load_truth(BULK);
+    let t = util::sample_truth(BULK);
     assert!(as_u64(&t, &["sender_retransmissions"]) > 0, "{BULK}: the sender's kernel never retransmitted");
     let c = &truth_clients(&t)[0];
     assert_eq!(outcome(c), ("connected", "ESTAB"), "{BULK}: {c}");
@@ -544,8 +515,8 @@ fn every_other_truth_file() {
     }
     let mut bad = Vec::new();
     for name in names.iter().filter(|n| !WITH_OWN_TEST.contains(&n.as_str())) {
-        let truth = load_truth(name);
-        let report = run_flowclass(name);
+        let truth = util::sample_truth(name);
+        let report = util::sample_report(name);
         bad.extend(label_mismatches(&report, &truth).into_iter().map(|b| format!("{name}: {b}")));
     }
     assert_no_mismatch("samples", "label", &bad);

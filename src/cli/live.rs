@@ -164,8 +164,7 @@ fn live_view<W: Write>(report: &Reporting<W>, engine: &Engine, cap: &LiveCapture
         .filter(|l| counts.0[**l as usize] > 0)
         .map(|l| format!("{} {}", l.as_str(), counts.0[*l as usize]))
         .collect();
-    let trouble: Vec<String> =
-        report.troubled(3).into_iter().map(|(ep, n)| format!("{}:{} ({n} failed)", ep.addr, ep.port)).collect();
+    let trouble: Vec<String> = report.troubled(3).into_iter().map(|(ep, n)| format!("{ep} ({n} failed)")).collect();
     let stats = cap.stats();
     let mut line = format!(
         "{:>5}s  {frames} packets  {} flows open  {}",

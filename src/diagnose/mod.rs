@@ -77,8 +77,9 @@ pub struct Evidence {
     pub wireshark_filter: String,
 }
 
-/// The diagnosis of one server endpoint.
-#[derive(Clone, Debug)]
+/// The diagnosis of one server endpoint; its serde form is the JSON
+/// contract's `servers[]` entry.
+#[derive(Clone, Debug, Serialize)]
 pub struct Diagnosis {
     /// The server endpoint.
     pub server: Endpoint,
@@ -402,8 +403,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
             format!("{} of {attempts} attempts were refused: the server answered the SYN with a RST", refused.len());
         let ev = evidence(refused.iter().map(|x| x.stream), refused.iter().filter_map(|x| x.reset.map(|r| r.frame)));
         let remedy = format!(
-            "Nothing listens on {}:{}: start the service or point the clients at the right port; check `ss -lnt` on the server and firewall rules that answer with RST.",
-            server.addr, server.port
+            "Nothing listens on {server}: start the service or point the clients at the right port; check `ss -lnt` on the server and firewall rules that answer with RST."
         );
         return base(ServerVerdict::PortClosed, Confidence::High, explanation, ev, remedy, None, notes);
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::analysis::FlagCounts;
 use crate::classify::{ClientRule, Label, ResetCause};
 use crate::decode::SkipReason;
-use crate::diagnose::{Confidence, Diagnosis, Evidence, ServerVerdict};
+use crate::diagnose::Diagnosis;
 use crate::engine::{Finished, FrameStats};
 use crate::kernel::{Listener, TcpCounters};
 use crate::source::{CaptureStats, InputInfo};
@@ -22,21 +22,6 @@ use crate::time::Timestamp;
 
 /// Version of the JSON contract.
 pub const FORMAT_VERSION: &str = "1";
-
-/// An endpoint as printed.
-#[derive(Clone, Debug, Serialize)]
-pub struct EndpointOut {
-    /// IP address.
-    pub ip: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl From<Endpoint> for EndpointOut {
-    fn from(e: Endpoint) -> Self {
-        EndpointOut { ip: e.addr.to_string(), port: e.port }
-    }
-}
 
 /// A count per role.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -104,9 +89,9 @@ pub struct Flow {
     /// One sentence citing the evidence.
     pub reason: String,
     /// Client endpoint.
-    pub client: EndpointOut,
+    pub client: Endpoint,
     /// Server endpoint.
-    pub server: EndpointOut,
+    pub server: Endpoint,
     /// How the client was identified.
     pub client_rule: ClientRule,
     /// Frames per role (ICMP quotes excluded).
@@ -154,8 +139,8 @@ impl Flow {
             stream: r.stream,
             label: v.label,
             reason: v.reason.clone(),
-            client: r.endpoints[c].into(),
-            server: r.endpoints[1 - c].into(),
+            client: r.endpoints[c],
+            server: r.endpoints[1 - c],
             client_rule: v.client_rule,
             packets: PerRole { client: cs.packets, server: ss.packets },
             bytes: PerRole { client: cs.bytes, server: ss.bytes },
@@ -200,39 +185,13 @@ impl Flow {
     }
 }
 
-/// One server's diagnosis as reported (`servers[]`).
+/// One server's diagnosis as reported (`servers[]`): the diagnosis, plus
+/// what the kernel said when capturing live.
 #[derive(Clone, Debug, Serialize)]
 pub struct ServerOut {
-    /// The server endpoint.
-    pub server: EndpointOut,
-    /// Streams with a connection attempt (SYN or SYN-ACK seen).
-    pub attempts: u64,
-    /// Distinct client addresses.
-    pub clients: u64,
-    /// Streams per label, zeros included.
-    pub labels: BTreeMap<&'static str, u64>,
-    /// Client SYN retransmissions.
-    pub syn_retransmissions: u64,
-    /// Server SYN-ACK retransmissions.
-    pub syn_ack_retransmissions: u64,
-    /// Streams with a RST from either side.
-    pub resets: u64,
-    /// Most established connections held at once.
-    pub peak_established: u64,
-    /// The verdict.
-    pub verdict: ServerVerdict,
-    /// `high`, `medium` or `low`.
-    pub confidence: Confidence,
-    /// Accept-queue limit inferred (accept_queue_overflow only).
-    pub backlog_estimate: Option<u64>,
-    /// The numbers behind the verdict.
-    pub explanation: String,
-    /// Streams, frames and a Wireshark filter.
-    pub evidence: Evidence,
-    /// What to change.
-    pub remedy: String,
-    /// Further observations.
-    pub notes: Vec<String>,
+    /// Verdict, evidence, remedy (fields flattened into the entry).
+    #[serde(flatten)]
+    pub diagnosis: Diagnosis,
     /// Live capture only: what the kernel said about this server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel: Option<ServerKernel>,
@@ -256,12 +215,10 @@ impl ServerOut {
     /// port, and by address unless the listener is bound to any address),
     /// and say what they show beside the verdict.
     pub fn attach_kernel_view(&mut self, k: &KernelView) {
-        let ip: Option<std::net::IpAddr> = self.server.ip.parse().ok();
-        let listener = k
-            .listeners
-            .iter()
-            .find(|l| l.port == self.server.port && (l.ip.is_unspecified() || Some(l.ip) == ip))
-            .cloned();
+        let server = self.diagnosis.server;
+        let ip = server.addr.to_ip();
+        let listener =
+            k.listeners.iter().find(|l| l.port == server.port && (l.ip.is_unspecified() || l.ip == ip)).cloned();
         let d = &k.counters_delta;
         let mut note = format!(
             "kernel: {} listen overflows and {} listen drops in this network namespace during the capture",
@@ -275,12 +232,11 @@ impl ServerOut {
                 l.recv_q,
                 l.send_q.map_or("unknown".to_string(), |q| q.to_string())
             );
-            if let (Some(limit), Some(est)) = (l.send_q, self.backlog_estimate) {
+            if let (Some(_), Some(est)) = (l.send_q, self.diagnosis.backlog_estimate) {
                 note += &format!(" (estimated from the packets: {est})");
-                let _ = limit;
             }
         }
-        self.notes.push(note);
+        self.diagnosis.notes.push(note);
         self.kernel = Some(ServerKernel {
             listener,
             listen_overflows: d.listen_overflows,
@@ -292,24 +248,7 @@ impl ServerOut {
 
 impl From<&Diagnosis> for ServerOut {
     fn from(d: &Diagnosis) -> Self {
-        ServerOut {
-            server: d.server.into(),
-            attempts: d.attempts,
-            clients: d.clients,
-            labels: d.labels.clone(),
-            syn_retransmissions: d.syn_retransmissions,
-            syn_ack_retransmissions: d.syn_ack_retransmissions,
-            resets: d.resets,
-            peak_established: d.peak_established,
-            verdict: d.verdict,
-            confidence: d.confidence,
-            backlog_estimate: d.backlog_estimate,
-            explanation: d.explanation.clone(),
-            evidence: d.evidence.clone(),
-            remedy: d.remedy.clone(),
-            notes: d.notes.clone(),
-            kernel: None,
-        }
+        ServerOut { diagnosis: d.clone(), kernel: None }
     }
 }
 

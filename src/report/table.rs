@@ -70,8 +70,8 @@ pub fn write(
         }
         t.add_row(vec![
             Cell::new(f.stream).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{}:{}", f.client.ip, f.client.port)),
-            Cell::new(format!("{}:{}", f.server.ip, f.server.port)),
+            Cell::new(f.client.to_string()),
+            Cell::new(f.server.to_string()),
             label,
             Cell::new(f.handshake.syn_retransmissions).set_alignment(CellAlignment::Right),
             Cell::new(f.handshake.syn_ack_retransmissions).set_alignment(CellAlignment::Right),
@@ -133,12 +133,13 @@ fn write_servers(out: &mut impl Write, servers: &[ServerOut]) -> io::Result<()> 
         return Ok(());
     }
     writeln!(out, "\nservers:")?;
-    for s in servers {
+    for out_s in servers {
+        let s = &out_s.diagnosis;
         let verdict =
             serde_json::to_value(s.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let confidence =
             serde_json::to_value(s.confidence).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        write!(out, "  {}:{}  {verdict} ({confidence} confidence)", s.server.ip, s.server.port)?;
+        write!(out, "  {}  {verdict} ({confidence} confidence)", s.server)?;
         if let Some(b) = s.backlog_estimate {
             write!(out, ", accept queue limit ~{b}")?;
         }

@@ -75,3 +75,30 @@ pub fn sample_files() -> Vec<PathBuf> {
 pub fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
 }
+
+/// The truth file of `samples/<name>` (kernel lab ground truth).
+pub fn sample_truth(name: &str) -> serde_json::Value {
+    let path = root().join("samples").join(format!("{name}.truth.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()))
+}
+
+/// `flowclass --format json samples/<name>.pcap`, parsed.
+pub fn sample_report(name: &str) -> serde_json::Value {
+    let pcap = root().join("samples").join(format!("{name}.pcap"));
+    assert!(pcap.exists(), "{} is missing (samples/lab/record.sh makes it)", pcap.display());
+    let out = flowclass().args(["--format", "json"]).arg(&pcap).output().expect("cannot run the flowclass binary");
+    assert!(
+        out.status.success(),
+        "flowclass --format json {} exited with {}\nstderr:\n{}",
+        pcap.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "flowclass output for {name} is not JSON: {e}\nstdout starts with:\n{}",
+            String::from_utf8_lossy(&out.stdout).chars().take(400).collect::<String>()
+        )
+    })
+}
