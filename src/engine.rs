@@ -149,7 +149,8 @@ pub struct Engine {
     config: Config,
     decoder: Decoder,
     table: StreamTable,
-    streams: HashMap<StreamId, StreamState>,
+    /// Boxed: the state is large and a map resize should not move it.
+    streams: HashMap<StreamId, Box<StreamState>, foldhash::fast::RandomState>,
     /// (due time, stream): when to look at a stream again. A stream has one
     /// entry at a time; packets never touch the heap (the due time is
     /// re-checked, and pushed later, when the entry comes up).
@@ -178,7 +179,7 @@ impl Engine {
             config,
             decoder: Decoder::new(),
             table: StreamTable::with_tombstones(config.max_tombstones),
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             due: BinaryHeap::new(),
             clock: Timestamp(i64::MIN),
             ready: Vec::new(),
@@ -329,7 +330,7 @@ impl Engine {
         }
         let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         if placed.created {
-            streams.insert(placed.stream, StreamState::new(placed.stream, src, dst, at.ts));
+            streams.insert(placed.stream, Box::new(StreamState::new(placed.stream, src, dst, at.ts)));
             self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream)));
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
         }
@@ -391,7 +392,7 @@ impl Engine {
                 (Endpoint { port: remote, ..src }, dst)
             };
             if let Some(id) = self.table.claim(a, b) {
-                self.streams.insert(id, StreamState::new(id, a, b, at.ts));
+                self.streams.insert(id, Box::new(StreamState::new(id, a, b, at.ts)));
                 self.due.push(Reverse((at.ts, id)));
             }
         }
@@ -403,16 +404,30 @@ impl Engine {
 
     /// Finish every stream still held (in stream order, after those
     /// already finished and not taken) and return them with the statistics.
-    pub fn finish(mut self) -> (Vec<Finished>, FrameStats) {
+    pub fn finish(self) -> (Vec<Finished>, FrameStats) {
+        let mut all = Vec::new();
+        let stats = self.finish_with(|f| all.push(f));
+        (all, stats)
+    }
+
+    /// Like [`Engine::finish`], but hands each stream to `sink` as soon as it
+    /// is classified, so they never all sit in memory at once.
+    pub fn finish_with(mut self, mut sink: impl FnMut(Finished)) -> FrameStats {
         if let Some(end) = self.stats.last_ts {
             self.clock = self.clock.max(end);
+        }
+        for f in self.ready.drain(..) {
+            sink(f);
         }
         let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             self.finish_stream(id);
+            if let Some(f) = self.ready.pop() {
+                sink(f);
+            }
         }
-        (self.ready, self.stats)
+        self.stats
     }
 }
 

@@ -166,7 +166,17 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let inputs = set.inputs();
-    let (rest, stats) = engine.finish();
+    let mut write_error = None;
+    let stats = engine.finish_with(|f| {
+        if write_error.is_none()
+            && let Err(e) = report.finished(vec![f])
+        {
+            write_error = Some(e);
+        }
+    });
+    if let Some(e) = write_error {
+        return write_outcome(e, EXIT_OK);
+    }
 
     let mut code = EXIT_OK;
     for i in &inputs {
@@ -200,7 +210,7 @@ pub fn run(args: Args) -> u8 {
             args.max_flows, stats.finished_early
         );
     }
-    match report.finished(rest).and_then(|_| report.end(inputs, &stats, None)) {
+    match report.end(inputs, &stats, None) {
         Ok(()) => code,
         Err(e) => write_outcome(e, code),
     }

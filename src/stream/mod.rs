@@ -61,7 +61,8 @@ enum Entry {
 
 /// Map from endpoint pair to its current stream, live or finished.
 pub struct StreamTable {
-    current: HashMap<StreamKey, Entry>,
+    /// Randomly seeded fast hash: live traffic chooses the keys.
+    current: HashMap<StreamKey, Entry, foldhash::fast::RandomState>,
     /// Finished keys, oldest first, to bound how many tombstones are kept.
     retired: VecDeque<(StreamKey, StreamId)>,
     max_tombstones: usize,
@@ -84,7 +85,7 @@ impl StreamTable {
     /// forgotten first; a straggler of a forgotten stream then starts a new
     /// index where tshark would reuse the old one).
     pub fn with_tombstones(max: usize) -> Self {
-        StreamTable { current: HashMap::new(), retired: VecDeque::new(), max_tombstones: max, next_index: 0 }
+        StreamTable { current: HashMap::default(), retired: VecDeque::new(), max_tombstones: max, next_index: 0 }
     }
 
     /// Number of streams created so far.
