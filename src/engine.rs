@@ -106,9 +106,13 @@ struct StreamState {
     record: StreamRecord,
     /// SOCKS handshake tracking, only for streams on the SOCKS port.
     socks: Option<SocksState>,
-    /// Time of the latest frame, and the gap before it.
+    /// Time of the latest frame in either direction.
     last_ts: Timestamp,
-    last_gap_ns: i64,
+    /// Per direction: time of its latest frame and the gap before it. The
+    /// two ends retransmit on their own timers (a server's SYN-ACK
+    /// retries, a client's data retries), so each is judged alone.
+    side_last: [Option<Timestamp>; 2],
+    side_gap_ns: [i64; 2],
 }
 
 impl StreamState {
@@ -119,14 +123,20 @@ impl StreamState {
             record: StreamRecord::new(stream, [a, b]),
             socks: (a.port == SOCKS_PORT || b.port == SOCKS_PORT).then(SocksState::default),
             last_ts: now,
-            last_gap_ns: 0,
+            side_last: [None; 2],
+            side_gap_ns: [0; 2],
         }
     }
 
-    fn touch(&mut self, now: Timestamp) {
-        if now > self.last_ts {
-            self.last_gap_ns = now.0 - self.last_ts.0;
-            self.last_ts = now;
+    fn touch(&mut self, dir: usize, now: Timestamp) {
+        self.last_ts = self.last_ts.max(now);
+        match self.side_last[dir] {
+            Some(prev) if now > prev => {
+                self.side_gap_ns[dir] = now.0 - prev.0;
+                self.side_last[dir] = Some(now);
+            }
+            Some(_) => {}
+            None => self.side_last[dir] = Some(now),
         }
     }
 }
@@ -231,19 +241,26 @@ impl Engine {
 
     /// When a stream may be finished if nothing else arrives.
     fn due_time(&self, st: &StreamState) -> Timestamp {
-        let last = st.last_ts;
-        let quiet = if st.record.is_closed() {
-            self.config.close_linger.as_nanos().min(i64::MAX as u128) as i64
-        } else if !self.config.finish_stalled_handshakes || st.record.server_committed() {
-            self.config.idle_timeout.as_nanos().min(i64::MAX as u128) as i64
-        } else {
-            // Exponential backoff doubles the gap; a retry is due within
-            // twice the last gap (plus a second of slack).
-            (st.last_gap_ns.saturating_mul(2).saturating_add(1_000_000_000))
-                .max(MIN_QUIET_NS)
-                .min(self.config.idle_timeout.as_nanos().min(i64::MAX as u128) as i64)
-        };
-        Timestamp(last.0.saturating_add(quiet))
+        let ns = |d: Duration| d.as_nanos().min(i64::MAX as u128) as i64;
+        let after = |t: Timestamp, quiet: i64| Timestamp(t.0.saturating_add(quiet));
+        if st.record.is_closed() {
+            return after(st.last_ts, ns(self.config.close_linger));
+        }
+        let idle = ns(self.config.idle_timeout);
+        if !self.config.finish_stalled_handshakes || st.record.server_committed() {
+            return after(st.last_ts, idle);
+        }
+        // Each end's retries back off exponentially: its next one is due
+        // within twice its last gap (plus a second of slack). The stream is
+        // over once neither end has one due.
+        (0..2)
+            .filter_map(|d| {
+                let last = st.side_last[d]?;
+                let quiet = st.side_gap_ns[d].saturating_mul(2).saturating_add(1_000_000_000).max(MIN_QUIET_NS);
+                Some(after(last, quiet.min(idle)))
+            })
+            .max()
+            .unwrap_or_else(|| after(st.last_ts, MIN_QUIET_NS))
     }
 
     /// Classify stream `id`, hand it out, and leave a tombstone.
@@ -338,9 +355,9 @@ impl Engine {
             debug_assert!(false, "stream table and state out of step");
             return (placed.stream, AnalysisFlags::default());
         };
-        st.touch(at.ts);
         st.record.selected |= selected;
         let dir = placed.dir;
+        st.touch(dir, at.ts);
         let kind = match seg.origin {
             Origin::IcmpQuote(kind) => {
                 // Quoted headers get a stream but no analysis (reference §1.6).

@@ -384,8 +384,12 @@ fn capture_loop(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
-                // Nothing waiting: hand over what we have, then nap.
-                if let Some(b) = current.take().filter(|b| !b.is_empty()) {
+                // Nothing waiting: hand over what we have (at most every
+                // FLUSH_EVERY, so batches stay large and the queue deep under
+                // bursty load), then nap.
+                if last_flush.elapsed() >= FLUSH_EVERY
+                    && let Some(b) = current.take().filter(|b| !b.is_empty())
+                {
                     send(b, &shared);
                     last_flush = std::time::Instant::now();
                 }
