@@ -28,6 +28,8 @@
 
 mod util;
 
+use util::json::{array, as_str, as_u64, at, get, opt_u64, short};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -101,45 +103,6 @@ fn truths_with_servers() -> Vec<(String, Value)> {
 // ---------------------------------------------------------------------------
 // JSON access
 // ---------------------------------------------------------------------------
-
-/// `v[a][b]...`, or an error naming the missing key.
-fn get<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value, String> {
-    let mut cur = v;
-    for (i, key) in path.iter().enumerate() {
-        cur = cur.get(*key).ok_or_else(|| format!("missing key `{}`", path[..=i].join(".")))?;
-    }
-    Ok(cur)
-}
-
-#[track_caller]
-fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    get(v, path).unwrap_or_else(|e| panic!("{e} in {}", short(v)))
-}
-
-#[track_caller]
-fn as_str<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    at(v, path).as_str().unwrap_or_else(|| panic!("`{}` is not a string in {}", path.join("."), short(v)))
-}
-
-#[track_caller]
-fn as_u64(v: &Value, path: &[&str]) -> u64 {
-    at(v, path).as_u64().unwrap_or_else(|| panic!("`{}` is not a number in {}", path.join("."), short(v)))
-}
-
-/// A number that may be absent (older recordings lack some keys).
-fn opt_u64(v: &Value, path: &[&str]) -> Option<u64> {
-    get(v, path).ok().and_then(Value::as_u64)
-}
-
-#[track_caller]
-fn array<'a>(v: &'a Value, path: &[&str]) -> &'a Vec<Value> {
-    at(v, path).as_array().unwrap_or_else(|| panic!("`{}` is not an array", path.join(".")))
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 300 { format!("{}...", &s[..300]) } else { s }
-}
 
 #[track_caller]
 fn assert_no_mismatch(what: &str, bad: &[String]) {

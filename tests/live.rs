@@ -33,6 +33,10 @@
 //! * `live_unprivileged_gets_permission_message`, `list_interfaces`: error
 //!   exits and `-D`.
 
+mod util;
+
+use util::json::{array, as_str, as_u64, at};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -454,35 +458,6 @@ impl Drop for Lab {
 // ---------------------------------------------------------------------------
 
 #[track_caller]
-fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    let mut cur = v;
-    for (i, key) in path.iter().enumerate() {
-        cur = cur.get(*key).unwrap_or_else(|| panic!("missing key `{}` in {}", path[..=i].join("."), short(v)));
-    }
-    cur
-}
-
-#[track_caller]
-fn as_str<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    at(v, path).as_str().unwrap_or_else(|| panic!("`{}` is not a string in {}", path.join("."), short(v)))
-}
-
-#[track_caller]
-fn as_u64(v: &Value, path: &[&str]) -> u64 {
-    at(v, path).as_u64().unwrap_or_else(|| panic!("`{}` is not a number in {}", path.join("."), short(v)))
-}
-
-#[track_caller]
-fn as_array<'a>(v: &'a Value, path: &[&str]) -> &'a Vec<Value> {
-    at(v, path).as_array().unwrap_or_else(|| panic!("`{}` is not an array", path.join(".")))
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 400 { format!("{}...", &s[..400]) } else { s }
-}
-
-#[track_caller]
 fn parse_json(text: &str, what: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| {
         panic!(
@@ -626,7 +601,7 @@ fn accept_run(tag: &str, net: u8, abort: bool, schedule: &str, base_port: u16) -
     let report = parse_json(&lab.read("flowclass.out"), "flowclass --format json output");
     let states = ss_states(&ss);
     let results = parse_json(&lab.read("clients.json"), "clients.json");
-    let truth = as_array(&results, &["clients"])
+    let truth = array(&results, &["clients"])
         .iter()
         .map(|c| {
             let port = as_u64(c, &["port"]);
@@ -664,7 +639,7 @@ fn describe(flow: &Value) -> String {
 fn accept_mismatches(run: &AcceptRun) -> Vec<String> {
     let mut bad = Vec::new();
     let report = &run.report;
-    let flows = as_array(report, &["flows"]);
+    let flows = array(report, &["flows"]);
 
     // Labels against the truth, matched by the client's port.
     for t in &run.truth {
@@ -740,7 +715,7 @@ fn accept_mismatches(run: &AcceptRun) -> Vec<String> {
     if overflows == 0 {
         bad.push("kernel.counters_delta.listen_overflows is 0".into());
     }
-    let listeners = as_array(report, &["kernel", "listeners"]);
+    let listeners = array(report, &["kernel", "listeners"]);
     match listeners.iter().find(|l| as_u64(l, &["port"]) == u64::from(PORT)) {
         None => bad.push(format!("kernel.listeners has no listener on port {PORT}: {listeners:?}")),
         Some(l) if l["send_q"].as_u64() != Some(5) => bad.push(format!(
@@ -752,7 +727,7 @@ fn accept_mismatches(run: &AcceptRun) -> Vec<String> {
     }
 
     // The per-server diagnosis, with the kernel's word attached.
-    let servers = as_array(report, &["servers"]);
+    let servers = array(report, &["servers"]);
     match servers.iter().find(|s| as_u64(s, &["server", "port"]) == u64::from(PORT)) {
         None => bad.push(format!("no servers[] entry for port {PORT}")),
         Some(s) => {
@@ -762,7 +737,7 @@ fn accept_mismatches(run: &AcceptRun) -> Vec<String> {
             if s["backlog_estimate"].as_u64() != Some(5) {
                 bad.push(format!("server backlog_estimate {}, want 5", s["backlog_estimate"]));
             }
-            let notes = as_array(s, &["notes"]);
+            let notes = array(s, &["notes"]);
             if !notes.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with("kernel:"))) {
                 bad.push(format!("no kernel note in the server's notes: {notes:?}"));
             }
@@ -812,7 +787,7 @@ fn accept_overflow(test: &str, abort: bool) {
         println!(
             "{test}: attempt {attempt}: truth {} ({} flows, {} s)",
             mix(&run.truth),
-            as_array(&run.report, &["flows"]).len(),
+            array(&run.report, &["flows"]).len(),
             t0.elapsed().as_secs()
         );
         let bad = accept_mismatches(&run);
@@ -894,7 +869,7 @@ fn live_sigint_mid_traffic() {
     assert_eq!(status.code(), Some(0), "flowclass after SIGINT: {status}; stderr: {stderr}");
     let out = lab.read("flowclass.out");
     let report = parse_json(&out, "flowclass --format json output after SIGINT");
-    let flows = as_array(&report, &["flows"]).len() as u64;
+    let flows = array(&report, &["flows"]).len() as u64;
     assert!(flows > 0, "no flow reported; stderr: {stderr}");
     assert_eq!(as_u64(&report, &["summary", "flows"]), flows, "summary.flows != flows.len()");
     for k in ["version", "inputs", "skipped", "servers", "capture", "kernel"] {

@@ -21,6 +21,8 @@
 
 mod util;
 
+use util::json::{as_str, as_u64, at};
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,31 +34,6 @@ use std::path::{Path, PathBuf};
 
 fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
-
-/// `v[a][b]...`, panicking with the path if a key is missing.
-#[track_caller]
-fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    let mut cur = v;
-    for (i, key) in path.iter().enumerate() {
-        cur = cur.get(*key).unwrap_or_else(|| panic!("missing key `{}` in {}", path[..=i].join("."), short(v)));
-    }
-    cur
-}
-
-#[track_caller]
-fn as_str<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    at(v, path).as_str().unwrap_or_else(|| panic!("`{}` is not a string", path.join(".")))
-}
-
-#[track_caller]
-fn as_u64(v: &Value, path: &[&str]) -> u64 {
-    at(v, path).as_u64().unwrap_or_else(|| panic!("`{}` is not a number", path.join(".")))
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 300 { format!("{}...", &s[..300]) } else { s }
 }
 
 fn truth_clients(truth: &Value) -> &Vec<Value> {

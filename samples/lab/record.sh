@@ -25,7 +25,7 @@ die() { echo "record.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces)"
 for t in ip tc ss nstat tcpdump tshark; do command -v "$t" >/dev/null || die "missing $t"; done
 
-WORK=$(mktemp -d /tmp/flowclass-lab.XXXXXX)
+WORK=$(mktemp -d -t flowclass-lab.XXXXXX)
 BG_PIDS=()
 ATTEMPT_PID=
 

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod json;
+
 /// Path of the built binary.
 pub fn flowclass() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flowclass"))
