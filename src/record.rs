@@ -8,6 +8,11 @@ use crate::decode::{IcmpError, Segment, TcpFlags};
 use crate::stream::Endpoint;
 use crate::time::Timestamp;
 
+/// A retransmission this soon after an identical segment is a copy made
+/// by the capture: no TCP stack retransmits within a millisecond (Linux's
+/// minimum RTO is 200 ms).
+const COPY_WINDOW_NS: i64 = 1_000_000;
+
 /// Where and when something happened: a frame number and its timestamp.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct At {
@@ -82,6 +87,13 @@ pub struct SideRecord {
     pub first_data_retransmission: Option<At>,
     /// Data/FIN retransmissions (SYNs excluded).
     pub data_retransmissions: u32,
+    /// Retransmissions that repeat this side's previous segment exactly,
+    /// less than a millisecond later: copies made by the capture (SPAN of
+    /// both directions, the same packet on two VLANs or interfaces), not
+    /// packets the sender really sent twice.
+    pub capture_copies: u32,
+    /// This side's previous segment: (seq, ack, payload length, flags, time).
+    pub last_segment: Option<(u32, u32, u32, u16, Timestamp)>,
     /// First retransmission of any kind (SYN and SYN-ACK included).
     pub first_retransmission: Option<At>,
     /// First FIN.
@@ -259,7 +271,13 @@ impl StreamRecord {
         }
         if retx {
             side.first_retransmission.get_or_insert(at);
+            if side.last_segment.is_some_and(|(q, a, l, fl, t)| {
+                (q, a, l, fl) == (seg.seq, seg.ack, len, f.0) && at.ts.0.saturating_sub(t.0) < COPY_WINDOW_NS
+            }) {
+                side.capture_copies += 1;
+            }
         }
+        side.last_segment = Some((seg.seq, seg.ack, len, f.0, at.ts));
         if retx && !f.any(TcpFlags::SYN) && (len > 0 || f.any(TcpFlags::FIN)) {
             side.data_retransmissions += 1;
             side.first_data_retransmission.get_or_insert(at);

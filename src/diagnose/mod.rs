@@ -144,6 +144,8 @@ pub struct FlowFacts {
     any_rst: bool,
     packets: u64,
     retx: u32,
+    /// Retransmissions that are copies made by the capture.
+    copies: u32,
     ack_lost: u32,
 }
 
@@ -173,6 +175,7 @@ impl From<&Finished> for FlowFacts {
             any_rst: cs.rst.is_some() || ss.rst.is_some(),
             packets: cs.packets + ss.packets,
             retx: both(AnalysisFlags::RETRANSMISSION),
+            copies: cs.capture_copies + ss.capture_copies,
             ack_lost: both(AnalysisFlags::ACK_LOST_SEGMENT),
         }
     }
@@ -426,10 +429,17 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
     }
 
     // ---- lossy path ----
-    let retx: u64 = established.iter().map(|x| u64::from(x.retx)).sum();
+    // Copies made by the capture are Wireshark retransmissions but not loss.
+    let copies: u64 = flows.iter().map(|x| u64::from(x.copies)).sum();
+    if copies > 0 {
+        notes.push(format!(
+            "{copies} retransmissions repeat the segment just before them within a millisecond: the capture duplicated packets (SPAN of both directions, the same packet on two VLANs or interfaces); they are not loss"
+        ));
+    }
+    let retx: u64 = established.iter().map(|x| u64::from(x.retx.saturating_sub(x.copies))).sum();
     let packets: u64 = established.iter().map(|x| x.packets).sum();
     if retx >= LOSSY_MIN_RETRANSMISSIONS && packets > 0 && retx as f64 / packets as f64 >= LOSSY_RATE {
-        let lossy: Vec<&&Facts> = established.iter().filter(|x| x.retx > 0).collect();
+        let lossy: Vec<&&Facts> = established.iter().filter(|x| x.retx > x.copies).collect();
         let explanation = format!(
             "{retx} of {packets} packets of established connections were retransmissions ({:.1}%)",
             100.0 * retx as f64 / packets as f64

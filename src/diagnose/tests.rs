@@ -106,3 +106,21 @@ fn normal_traffic_is_healthy() {
     let (f, end) = l.finish_with_end();
     assert_eq!(diagnose(&f, end)[0].verdict, ServerVerdict::Healthy);
 }
+
+#[test]
+fn capture_copies_are_not_a_lossy_path() {
+    let mut l = Ladder::new();
+    connect(&mut l, 2000, 0.0);
+    // Every data segment captured twice, 10 µs apart (SPAN of both
+    // directions): Wireshark calls each copy a retransmission.
+    for i in 0..10u32 {
+        let t = 10.0 + f64::from(i);
+        l.seg(S, ACK, 901 + i * 100, 112, 100, t, 1000);
+        l.seg(S, ACK, 901 + i * 100, 112, 100, t + 0.01, 1000);
+    }
+    let (f, end) = l.finish_with_end();
+    assert_eq!(f[0].record.sides[1].capture_copies, 10);
+    let d = diagnose(&f, end);
+    assert_eq!(d[0].verdict, ServerVerdict::Healthy, "{}", d[0].explanation);
+    assert!(d[0].notes.iter().any(|n| n.contains("duplicated packets")), "{:?}", d[0].notes);
+}
