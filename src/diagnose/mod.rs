@@ -307,6 +307,8 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
             notes,
         };
 
+    let held_index = backlog::HeldIndex::new(&held);
+
     // ---- accept-queue overflow ----
     // Handshakes completed by the client but not by the server (dropped
     // ACK or abort RST), or SYNs dropped, while other connections sat
@@ -317,7 +319,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
         .iter()
         .copied()
         .filter(|x| label_is(x, Label::SynTimeout))
-        .filter(|x| x.syn.is_some_and(|s| backlog::held_at(&held, s.ts) > 0))
+        .filter(|x| x.syn.is_some_and(|s| held_index.at(s.ts) > 0))
         .collect();
     // The first drop: a dropped handshake ACK, or a SYN never answered.
     let drop_time = |x: &&Facts| -> Option<Timestamp> {
