@@ -338,13 +338,23 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
         let rst = count(flows, is_overflow_reset);
         let mut parts = vec![format!("{} of {attempts} attempts were established", established.len())];
         if ctc > 0 {
-            parts.push(format!("{ctc} clients completed the handshake but the server never took the connection (client_thinks_connected)"));
+            parts.push(format!(
+                "{} completed the handshake but the server never took the connection (client_thinks_connected)",
+                if ctc == 1 { "1 client".to_string() } else { format!("{ctc} clients") }
+            ));
         }
         if rst > 0 {
-            parts.push(format!("{rst} were reset right after the client's handshake ACK (tcp_abort_on_overflow=1)"));
+            parts.push(format!(
+                "{rst} {} reset right after the client's handshake ACK (tcp_abort_on_overflow=1)",
+                if rst == 1 { "was" } else { "were" }
+            ));
         }
         if !syn_dropped.is_empty() {
-            parts.push(format!("{} SYNs went unanswered while established connections were held", syn_dropped.len()));
+            let n = syn_dropped.len();
+            parts.push(format!(
+                "{n} {} unanswered while established connections were held",
+                if n == 1 { "SYN went" } else { "SYNs went" }
+            ));
         }
         let mut explanation = parts.join(", ");
         explanation += &format!(
