@@ -36,6 +36,7 @@
 mod util;
 
 use util::json::{array, as_str, as_u64, at};
+use util::truth::expected_label;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -478,18 +479,6 @@ fn lost(report: &Value) -> u64 {
 // ---------------------------------------------------------------------------
 // 1. The accept-queue experiment, live
 // ---------------------------------------------------------------------------
-
-/// The label a client's flow must get, from what the client and the server
-/// kernel said (the rule of `tests/samples.rs`).
-fn expected_label(client_result: &str, server_state: &str) -> Result<&'static str, String> {
-    match (client_result, server_state) {
-        ("connected", "ESTAB") => Ok("established"),
-        ("connected", "SYN-RECV") | ("connected", "absent") => Ok("client_thinks_connected"),
-        ("timeout", _) => Ok("syn_timeout"),
-        ("reset", _) | ("refused", _) => Ok("reset"),
-        (r, s) => Err(format!("no mapping rule for client_result={r} server_state={s}")),
-    }
-}
 
 /// Client port -> TCP state, from `ss -antH` in the server namespace (the
 /// sockets whose local port is the server's; as `samples/lab/truth.py`).

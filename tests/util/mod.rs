@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod json;
+pub mod truth;
 
 /// Path of the built binary.
 pub fn flowclass() -> Command {
