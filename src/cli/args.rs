@@ -9,7 +9,7 @@ pub enum Format {
     Table,
     /// One JSON document (fields documented in the README).
     Json,
-    /// One JSON object per flow per line, then one summary object.
+    /// One JSON object per flow per line, then one per server, then a summary.
     Jsonl,
 }
 
@@ -28,11 +28,13 @@ pub enum ColorChoice {
 /// syn_timeout, synack_unacked, reset, unreachable, midstream, incomplete.
 /// Stream numbers and tcp.analysis counts match Wireshark 4.0 (`tcp.stream`).
 ///
-/// Exit codes: 0 success; 1 an input could not be read (missing, not a capture,
-/// unsupported link type, bad filter); 2 usage error; 3 an input is damaged or
-/// cut short (everything before the damage is reported).
+/// Exit codes: 0 success (also when the reader of the output went away); 1 an
+/// input could not be used (missing file, not a capture, unsupported link
+/// type, bad filter, unknown interface, no permission, interface down); 2
+/// usage error; 3 an input is damaged or cut short (everything before the
+/// damage is reported).
 #[derive(Parser, Debug)]
-#[command(name = "flowclass", version, about, long_about = None)]
+#[command(name = "flowclass", version, about)]
 pub struct Args {
     /// pcap/pcapng files; several files are merged by timestamp as one capture
     /// (rotated tcpdump -C/-G output). `-` reads standard input.
@@ -82,8 +84,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 
-    /// BPF filter (tcpdump syntax). Every frame is still analysed so stream
-    /// numbers stay Wireshark's; only streams with a matching frame are reported.
+    /// BPF filter (tcpdump syntax). Files: every frame is still analysed so
+    /// stream numbers stay Wireshark's, and only streams with a matching
+    /// frame are reported. Live: the kernel's capture filter.
     #[arg(short = 'f', long, value_name = "EXPR")]
     pub filter: Option<String>,
 
