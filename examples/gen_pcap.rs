@@ -226,6 +226,20 @@ fn handshake(rng: &mut Rng, t0: u64, out: &mut Vec<Pkt>) -> (u32, u32, u64, u64)
     (ic, is, rtt, t)
 }
 
+/// The server closes first at `t` (its next sequence number `s`, the
+/// client's `c`): FIN, ACK, the client's FIN, the last ACK. Returns the
+/// last frame's time.
+fn server_close(rng: &mut Rng, mut t: u64, rtt: u64, c: u32, s: u32, out: &mut Vec<Pkt>) -> u64 {
+    out.push(p(t, true, FIN | ACK, s, c, 0));
+    t += rtt;
+    out.push(p(t, false, ACK, c, s.wrapping_add(1), 0));
+    t += rng.range(5, 100);
+    out.push(p(t, false, FIN | ACK, c, s.wrapping_add(1), 0));
+    t += 20;
+    out.push(p(t, true, ACK, s.wrapping_add(1), c.wrapping_add(1), 0));
+    t
+}
+
 /// A short connection from `t0`; returns its last frame's time.
 fn short(rng: &mut Rng, t0: u64, server_closes: bool, out: &mut Vec<Pkt>) -> u64 {
     let (ic, is, rtt, mut t) = handshake(rng, t0, out);
@@ -237,14 +251,7 @@ fn short(rng: &mut Rng, t0: u64, server_closes: bool, out: &mut Vec<Pkt>) -> u64
     t += rng.range(50, 5000);
     out.push(p(t, true, PSH | ACK, s1, c2, l2));
     if server_closes {
-        t += 20;
-        out.push(p(t, true, FIN | ACK, s2, c2, 0));
-        t += rtt;
-        out.push(p(t, false, ACK, c2, s2.wrapping_add(1), 0));
-        t += rng.range(5, 100);
-        out.push(p(t, false, FIN | ACK, c2, s2.wrapping_add(1), 0));
-        t += 20;
-        out.push(p(t, true, ACK, s2.wrapping_add(1), c2.wrapping_add(1), 0));
+        t = server_close(rng, t + 20, rtt, c2, s2, out);
     } else {
         t += rtt;
         out.push(p(t, false, ACK, c2, s2, 0));
@@ -319,13 +326,7 @@ fn bulk(rng: &mut Rng, t0: u64, out: &mut Vec<Pkt>) -> u64 {
         w = (w * 2).min(40);
     }
     let s2 = seg_seq(segs - 1).wrapping_add(last_len as u32);
-    out.push(p(t, true, FIN | ACK, s2, c2, 0));
-    t += rtt;
-    out.push(p(t, false, ACK, c2, s2.wrapping_add(1), 0));
-    t += rng.range(5, 100);
-    out.push(p(t, false, FIN | ACK, c2, s2.wrapping_add(1), 0));
-    t += 20;
-    out.push(p(t, true, ACK, s2.wrapping_add(1), c2.wrapping_add(1), 0));
+    server_close(rng, t, rtt, c2, s2, out);
     // ACKs were pushed at their arrival times: order the script by time
     // (stable: same-time frames keep their causal order).
     out[start..].sort_by_key(|k| k.t);

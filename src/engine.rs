@@ -26,7 +26,7 @@ use crate::classify::{self, Verdict};
 use crate::decode::{Decoded, Decoder, Origin, Segment, SkipReason, TcpFlags};
 use crate::record::{At, StreamRecord};
 use crate::source::Frame;
-use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId, StreamTable, Tombstone};
+use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId, StreamTable};
 use crate::time::Timestamp;
 
 /// Counters about the frames themselves.
@@ -102,7 +102,6 @@ impl Default for Config {
 
 /// One stream's live state.
 struct StreamState {
-    side_a: Endpoint,
     analysis: StreamAnalysis,
     record: StreamRecord,
     /// SOCKS handshake tracking, only for streams on the SOCKS port.
@@ -119,7 +118,6 @@ struct StreamState {
 impl StreamState {
     fn new(stream: u32, a: Endpoint, b: Endpoint, now: Timestamp) -> Self {
         StreamState {
-            side_a: a,
             analysis: StreamAnalysis::default(),
             record: StreamRecord::new(stream, [a, b]),
             socks: (a.port == SOCKS_PORT || b.port == SOCKS_PORT).then(SocksState::default),
@@ -269,7 +267,7 @@ impl Engine {
         let Some(mut st) = self.streams.remove(&id) else { return };
         let [a, b] = st.record.endpoints;
         let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
-        self.table.retire(a, b, Tombstone { stream: id, side_a: st.side_a, base_seq });
+        self.table.retire(a, b, id, base_seq);
         if st.record.first.is_none() {
             // An index taken by another dissector's lookup; tshark never
             // shows it.
@@ -337,11 +335,7 @@ impl Engine {
         self.note_time(at.ts);
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
-        let placed = self.table.place(
-            &seg,
-            |id| streams.get(&id).map_or(Endpoint { addr: seg.src, port: seg.sport }, |s| s.side_a),
-            |id, dir| streams.get(&id).and_then(|s| s.analysis.sides[dir].base_seq),
-        );
+        let placed = self.table.place(&seg, |id, dir| streams.get(&id).and_then(|s| s.analysis.sides[dir].base_seq));
         if placed.late {
             self.stats.late_frames += 1;
             return (placed.stream, AnalysisFlags::default());

@@ -230,6 +230,23 @@ fin_run() {
 BULK_BYTES=${BULK_BYTES:-2000000}
 BULK_TBF=${BULK_TBF:-"rate 20mbit burst 1600 limit 12000"}
 
+# End a shaped transfer run: the kernel counters after it, the tbf's
+# statistics, then stop the server, the capture and the namespaces. Sets
+# TBF_DROPPED (packets the tbf dropped). Runs in this shell, not a
+# subshell: it waits for the server and tears down shared state.
+end_transfer() {
+    local d=$1 spid=$2
+    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.after"
+    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
+    ip netns exec "$CNS" tc -s qdisc show dev "$CVETH" >"$d/tc.txt"
+    touch "$d/srv.stop"
+    wait "$spid" || true
+    stop_capture
+    teardown_pair
+    echo "  tbf: $(grep -o 'Sent.*' "$d/tc.txt" | head -1)"
+    TBF_DROPPED=$(grep -o 'dropped [0-9]*' "$d/tc.txt" | head -1 | awk '{print $2}')
+}
+
 bulk_run() {
     local name=bulk-loss net=5 attempt=$1
     local d="$WORK/$name.$attempt"; mkdir -p "$d"
@@ -253,15 +270,8 @@ bulk_run() {
     wait_file "$d/cli.phase" 10 || die "bulk client did not connect"
     ip netns exec "$SNS" ss -antH >"$d/ss.txt"   # the server socket during the transfer
     wait "$cpid" || die "bulk client failed"
-    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.after"
-    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
-    ip netns exec "$CNS" tc -s qdisc show dev "$CVETH" >"$d/tc.txt"
-    touch "$d/srv.stop"
-    wait "$spid" || true
-    stop_capture
-    teardown_pair
-    echo "  tbf: $(grep -o 'Sent.*' "$d/tc.txt" | head -1)"
-    local dropped; dropped=$(grep -o 'dropped [0-9]*' "$d/tc.txt" | head -1 | awk '{print $2}')
+    end_transfer "$d" "$spid"
+    local dropped=$TBF_DROPPED
     "$PY" "$LAB/truth.py" --scenario "$name" --expect bulk --out "$d/truth.json" \
         --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
         --clients "$d/clients.json" --ss "$d/ss.txt" --shaping "tbf $BULK_TBF on the sender egress" \
@@ -473,15 +483,8 @@ lossy_run() {
     ip netns exec "$SNS" ss -antH >"$d/ss.txt"   # every transfer established
     touch "$d/cli.release"                        # all start sending at once
     wait "$cpid" || die "bulk clients failed"
-    ip netns exec "$CNS" nstat -asz >"$d/sender.nstat.after"
-    ip netns exec "$SNS" nstat -asz >"$d/nstat.after"
-    ip netns exec "$CNS" tc -s qdisc show dev "$CVETH" >"$d/tc.txt"
-    touch "$d/srv.stop"
-    wait "$spid" || true
-    stop_capture
-    teardown_pair
-    echo "  tbf: $(grep -o 'Sent.*' "$d/tc.txt" | head -1)"
-    local dropped; dropped=$(grep -o 'dropped [0-9]*' "$d/tc.txt" | head -1 | awk '{print $2}')
+    end_transfer "$d" "$spid"
+    local dropped=$TBF_DROPPED
     "$PY" "$LAB/truth.py" --scenario "$name" --expect lossy --out "$d/truth.json" \
         --pcap "$d/cap.pcap" --server-ip "$SIP" --server-port $PORT \
         --clients "$d/clients.json" --ss "$d/ss.txt" --shaping "tbf $BULK_TBF on the sender egress" \

@@ -60,7 +60,7 @@ impl<W: io::Write> Reporting<W> {
     }
 
     /// Hand over finished streams.
-    pub fn finished(&mut self, done: Vec<Finished>) -> io::Result<()> {
+    pub fn finished(&mut self, done: impl IntoIterator<Item = Finished>) -> io::Result<()> {
         for f in done {
             self.streams_total += 1;
             if !f.record.selected {
@@ -169,7 +169,7 @@ pub fn run(args: Args) -> u8 {
     let mut write_error = None;
     let stats = engine.finish_with(|f| {
         if write_error.is_none()
-            && let Err(e) = report.finished(vec![f])
+            && let Err(e) = report.finished([f])
         {
             write_error = Some(e);
         }

@@ -55,7 +55,9 @@ pub struct Tombstone {
 
 #[derive(Clone, Copy, Debug)]
 enum Entry {
-    Live(StreamId),
+    /// A stream in progress and its first sender, so that the direction of
+    /// a segment is known from this one lookup.
+    Live(StreamId, Endpoint),
     Retired(Tombstone),
 }
 
@@ -98,10 +100,10 @@ impl StreamTable {
         self.next_index == 0
     }
 
-    fn create(&mut self, key: StreamKey, reused: bool) -> Placement {
+    fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool) -> Placement {
         let id = self.next_index;
         self.next_index += 1;
-        self.current.insert(key, Entry::Live(id));
+        self.current.insert(key, Entry::Live(id, side_a));
         Placement { stream: id, dir: 0, created: true, reused, late: false }
     }
 
@@ -113,18 +115,19 @@ impl StreamTable {
         if self.current.contains_key(&key) {
             return None;
         }
-        Some(self.create(key, false).stream)
+        Some(self.create(key, a, false).stream)
     }
 
-    /// The stream `id` between `a` and `b` is finished: remember it as a
-    /// tombstone.
-    pub fn retire(&mut self, a: Endpoint, b: Endpoint, tomb: Tombstone) {
+    /// The stream `stream` between `a` and `b` is finished: remember it as
+    /// a tombstone with its sides' base sequence numbers.
+    pub fn retire(&mut self, a: Endpoint, b: Endpoint, stream: StreamId, base_seq: [Option<u32>; 2]) {
         let key = StreamKey::new(a, b);
         if let Some(e) = self.current.get_mut(&key)
-            && matches!(e, Entry::Live(id) if *id == tomb.stream)
+            && let Entry::Live(id, side_a) = *e
+            && id == stream
         {
-            *e = Entry::Retired(tomb);
-            self.retired.push_back((key, tomb.stream));
+            *e = Entry::Retired(Tombstone { stream, side_a, base_seq });
+            self.retired.push_back((key, stream));
         }
         while self.retired.len() > self.max_tombstones {
             let Some((k, id)) = self.retired.pop_front() else { break };
@@ -139,16 +142,10 @@ impl StreamTable {
         self.retired.len()
     }
 
-    /// Find or create the stream for `seg`. For a live stream, `side_a`
-    /// gives the endpoint that sent its first header and `sender_base_seq`
-    /// the sender's base sequence number (both owned by the caller's
-    /// per-stream state).
-    pub fn place(
-        &mut self,
-        seg: &Segment,
-        side_a: impl Fn(StreamId) -> Endpoint,
-        sender_base_seq: impl Fn(StreamId, usize) -> Option<u32>,
-    ) -> Placement {
+    /// Find or create the stream for `seg`. For a live stream,
+    /// `sender_base_seq` gives the sender's base sequence number (owned by
+    /// the caller's per-stream analysis; asked only for a pure SYN).
+    pub fn place(&mut self, seg: &Segment, sender_base_seq: impl Fn(StreamId, usize) -> Option<u32>) -> Placement {
         let src = Endpoint { addr: seg.src, port: seg.sport };
         let dst = Endpoint { addr: seg.dst, port: seg.dport };
         let key = StreamKey::new(src, dst);
@@ -156,18 +153,18 @@ impl StreamTable {
         // differs from the sender's base sequence number.
         let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
         match self.current.get(&key).copied() {
-            None => self.create(key, false),
-            Some(Entry::Live(id)) => {
-                let dir = usize::from(side_a(id) != src);
-                if splits(sender_base_seq(id, dir)) {
-                    return self.create(key, true);
+            None => self.create(key, src, false),
+            Some(Entry::Live(id, side_a)) => {
+                let dir = usize::from(side_a != src);
+                if seg.flags.is_pure_syn() && splits(sender_base_seq(id, dir)) {
+                    return self.create(key, src, true);
                 }
                 Placement { stream: id, dir, created: false, reused: false, late: false }
             }
             Some(Entry::Retired(t)) => {
                 let dir = usize::from(t.side_a != src);
                 if splits(t.base_seq[dir]) {
-                    return self.create(key, true);
+                    return self.create(key, src, true);
                 }
                 Placement { stream: t.stream, dir, created: false, reused: false, late: true }
             }
