@@ -257,3 +257,52 @@ fn table_has_rows_label_counts_and_inputs() {
     assert!(text.contains("inputs:"), "{text}");
     assert!(!text.contains('\u{1b}'), "no escape codes when not a terminal");
 }
+
+/// `fin-exchange.pcap` with a copy of its last frame appended 200 s later.
+fn with_late_straggler(path: &Path) {
+    let data = std::fs::read(sample("fin-exchange.pcap")).unwrap();
+    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "test expects a LE usec pcap");
+    let mut off = 24;
+    let mut last = 24;
+    while off + 16 <= data.len() {
+        last = off;
+        off += 16 + u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+    }
+    let mut rec = data[last..off].to_vec();
+    let secs = u32::from_le_bytes(rec[..4].try_into().unwrap()) + 200;
+    rec[..4].copy_from_slice(&secs.to_le_bytes());
+    let mut out = data.clone();
+    out.extend_from_slice(&rec);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn closed_flows_are_finished_after_linger_and_stragglers_counted() {
+    let f = tmp("late.pcap");
+    with_late_straggler(&f);
+    let path = f.to_str().unwrap();
+    let packets = |v: &Value| -> u64 {
+        v["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["packets"]["client"].as_u64().unwrap() + f["packets"]["server"].as_u64().unwrap())
+            .sum()
+    };
+    let plain = json_of(&["--format", "json", sample("fin-exchange.pcap").to_str().unwrap()]);
+    // Default (120 s): the straggler keeps its stream but is not in the flow.
+    let default = json_of(&["--format", "json", path]);
+    assert_eq!(default["summary"]["late_frames"], 1);
+    assert_eq!(packets(&default), packets(&plain));
+    assert_eq!(default["summary"]["streams_total"], plain["summary"]["streams_total"]);
+    let warn = util::run(&["--format", "json", path]);
+    assert!(String::from_utf8_lossy(&warn.stderr).contains("late_frames"), "a warning names the counter");
+    // `--linger end` holds closed flows to the end, as tshark does.
+    let exact = json_of(&["--format", "json", "--linger", "end", path]);
+    assert_eq!(exact["summary"]["late_frames"], 0);
+    assert_eq!(packets(&exact), packets(&plain) + 1);
+    // A linger longer than the gap keeps it too.
+    let long = json_of(&["--format", "json", "--linger", "5m", path]);
+    assert_eq!(long["summary"]["late_frames"], 0);
+    assert_eq!(util::run(&["--linger", "soon", path]).status.code(), Some(2));
+}

@@ -92,14 +92,20 @@ fn tshark_counts(file: &Path) -> BTreeMap<u32, StreamCounts> {
     streams
 }
 
-fn flowclass_counts(file: &Path) -> Result<BTreeMap<u32, StreamCounts>, String> {
-    let out = util::flowclass().args(["--format", "jsonl"]).arg(file).output().map_err(|e| e.to_string())?;
+/// flowclass's per-stream counts and its `summary.late_frames`.
+fn flowclass_counts(file: &Path, extra: &[&str]) -> Result<(BTreeMap<u32, StreamCounts>, u64), String> {
+    let out =
+        util::flowclass().args(["--format", "jsonl"]).args(extra).arg(file).output().map_err(|e| e.to_string())?;
     if !matches!(out.status.code(), Some(0 | 1 | 3)) {
         return Err(format!("exit status {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
     }
     let mut streams = BTreeMap::new();
+    let mut late = None;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bad JSON line: {e}"))?;
+        if v["type"] == "summary" {
+            late = v["summary"]["late_frames"].as_u64();
+        }
         if v["type"] != "flow" {
             continue;
         }
@@ -125,7 +131,7 @@ fn flowclass_counts(file: &Path) -> Result<BTreeMap<u32, StreamCounts>, String> 
         }
         streams.insert(stream, c);
     }
-    Ok(streams)
+    Ok((streams, late.ok_or("no summary line with late_frames")?))
 }
 
 #[derive(Default)]
@@ -137,18 +143,45 @@ struct Tally {
     equal: u64,
     diffs: Vec<String>,
     hard: Vec<String>,
+    /// Files where the default run finished a stream before a straggler.
+    late_files: Vec<String>,
 }
 
 fn compare(file: &Path, tally: &Mutex<Tally>) {
     let ts = tshark_counts(file);
-    let fc = match flowclass_counts(file) {
-        Ok(v) => v,
+    let name = file.display().to_string();
+    let fc = match flowclass_counts(file, &[]) {
+        // By default a closed stream is finished 120 s after its last frame,
+        // and later frames are only counted in `late_frames`. Then every
+        // missing frame must be accounted for, and holding closed streams to
+        // the end (`--linger end`, tshark's way) must give exact counts.
+        Ok((fc, late)) if late > 0 => match flowclass_counts(file, &["--linger", "end"]) {
+            Ok((exact, 0)) => {
+                let missing: u64 =
+                    exact.iter().map(|(id, e)| e.packets.saturating_sub(fc.get(id).map_or(0, |c| c.packets))).sum();
+                let extra = fc.iter().any(|(id, c)| exact.get(id).is_none_or(|e| c.packets > e.packets));
+                let mut t = tally.lock().unwrap();
+                t.late_files.push(format!("{name}: {late} late frames"));
+                if missing != late || extra {
+                    t.hard.push(format!("{name}: late_frames {late} but {missing} frames missing (extra: {extra})"));
+                }
+                exact
+            }
+            Ok((_, late)) => {
+                tally.lock().unwrap().hard.push(format!("{name}: --linger end still has {late} late frames"));
+                return;
+            }
+            Err(e) => {
+                tally.lock().unwrap().hard.push(format!("{name}: flowclass --linger end failed: {e}"));
+                return;
+            }
+        },
+        Ok((fc, _)) => fc,
         Err(e) => {
-            tally.lock().unwrap().hard.push(format!("{}: flowclass failed: {e}", file.display()));
+            tally.lock().unwrap().hard.push(format!("{name}: flowclass failed: {e}"));
             return;
         }
     };
-    let name = file.display().to_string();
     let mut t = tally.lock().unwrap();
     t.files += 1;
     t.streams += ts.len() as u64;
@@ -238,6 +271,9 @@ fn streams_and_analysis_equal_tshark() {
         t.diffs.len(),
         t.hard.len()
     );
+    for m in &t.late_files {
+        println!("  compared with --linger end: {m}");
+    }
     for m in t.stream_mismatch.iter().chain(t.hard.iter()).chain(t.diffs.iter()).take(200) {
         println!("  {m}");
     }

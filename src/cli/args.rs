@@ -76,9 +76,18 @@ pub struct Args {
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<std::path::PathBuf>,
 
-    /// Live: a flow with no packet for this long is reported and forgotten.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
-    pub idle_timeout: std::time::Duration,
+    /// A flow with no packet for this long is reported and forgotten
+    /// (e.g. 300s, 1h; `end`: never). Default: 300s live, `end` for files.
+    #[arg(long, value_name = "DURATION|end", value_parser = parse_quiet)]
+    pub idle_timeout: Option<std::time::Duration>,
+
+    /// A closed flow (RST, or FIN both ways) quiet for this long is reported
+    /// and forgotten; later packets keep its stream number and are counted
+    /// in `summary.late_frames`. `end` holds closed flows to the end of the
+    /// files, as tshark does (memory then grows with the capture). Default:
+    /// 10s live, 120s for files.
+    #[arg(long, value_name = "DURATION|end", value_parser = parse_quiet)]
+    pub linger: Option<std::time::Duration>,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
@@ -102,6 +111,14 @@ pub struct Args {
     /// Colour labels in the table.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+}
+
+/// A duration, or `end` (never: `Duration::MAX`).
+fn parse_quiet(s: &str) -> Result<std::time::Duration, String> {
+    if s == "end" {
+        return Ok(std::time::Duration::MAX);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (a duration such as 30s or 5m, or `end`)"))
 }
 
 fn parse_label(s: &str) -> Result<flowclass::classify::Label, String> {

@@ -77,8 +77,15 @@ pub fn run_live(args: Args) -> u8 {
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let mut report = Reporting::new(BufWriter::with_capacity(1 << 16, stdout.lock()), &args, is_tty);
-    let mut engine =
-        Engine::with_config(Config { idle_timeout: args.idle_timeout, max_flows: args.max_flows, ..Config::live() });
+    let mut engine = {
+        let live = Config::live();
+        Engine::with_config(Config {
+            idle_timeout: args.idle_timeout.unwrap_or(live.idle_timeout),
+            close_linger: args.linger.unwrap_or(live.close_linger),
+            max_flows: args.max_flows,
+            ..live
+        })
+    };
     let link = cap.link();
     let show_view = args.format == Format::Table && io::stderr().is_terminal();
     let mut last_view = Instant::now();

@@ -155,7 +155,13 @@ pub fn run(args: Args) -> u8 {
     let stdout = io::stdout();
     let is_tty = stdout.is_terminal();
     let mut report = Reporting::new(BufWriter::with_capacity(1 << 16, stdout.lock()), &args, is_tty);
-    let mut engine = Engine::with_config(Config { max_flows: args.max_flows, ..Config::default() });
+    let files = Config::default();
+    let mut engine = Engine::with_config(Config {
+        close_linger: args.linger.unwrap_or(files.close_linger),
+        idle_timeout: args.idle_timeout.unwrap_or(files.idle_timeout),
+        max_flows: args.max_flows,
+        ..files
+    });
     while let Some(frame) = set.next_frame() {
         let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
         engine.on_frame(&frame, selected);
@@ -208,6 +214,12 @@ pub fn run(args: Args) -> u8 {
         eprintln!(
             "flowclass: warning: more than {} streams at once: {} were reported before they ended (raise --max-flows)",
             args.max_flows, stats.finished_early
+        );
+    }
+    if stats.late_frames > 0 {
+        eprintln!(
+            "flowclass: warning: {} frames came after their flow was reported (closed and quiet for --linger, or finished early): counted in summary.late_frames, not in the flow (--linger end holds closed flows)",
+            stats.late_frames
         );
     }
     match report.end(inputs, &stats, None) {
