@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, IsTerminal};
 
 use flowclass::decode::SkipReason;
-use flowclass::diagnose::{FlowFacts, diagnose};
+use flowclass::diagnose::{FactStore, FlowFacts, diagnose_store};
 use flowclass::engine::{Config, Engine, Finished};
 use flowclass::report::sink::{Format as OutFormat, ReportWriter};
 use flowclass::report::{Flow, Header, ServerOut};
@@ -23,7 +23,7 @@ pub const EXIT_DAMAGED: u8 = 3;
 pub struct Reporting<W: io::Write> {
     writer: ReportWriter<W>,
     labels: Vec<flowclass::classify::Label>,
-    facts: Vec<FlowFacts>,
+    facts: FactStore,
     streams_total: u64,
     /// Failed attempts per server, for the live view.
     trouble: std::collections::HashMap<flowclass::stream::Endpoint, u64>,
@@ -53,7 +53,7 @@ impl<W: io::Write> Reporting<W> {
         Reporting {
             writer: ReportWriter::new(out, format, colour),
             labels: args.label.clone(),
-            facts: Vec::new(),
+            facts: FactStore::new(),
             streams_total: 0,
             trouble: Default::default(),
         }
@@ -103,7 +103,8 @@ impl<W: io::Write> Reporting<W> {
         stats: &flowclass::engine::FrameStats,
         live: Option<LiveExtras>,
     ) -> io::Result<()> {
-        let mut servers: Vec<ServerOut> = diagnose(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
+        let mut servers: Vec<ServerOut> =
+            diagnose_store(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
         let mut header = Header::new(inputs, stats, self.streams_total, self.writer.counts());
         if let Some(live) = live {
             if let Some(k) = &live.kernel {

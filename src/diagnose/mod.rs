@@ -183,30 +183,130 @@ impl From<&Finished> for FlowFacts {
 
 type Facts = FlowFacts;
 
+impl FlowFacts {
+    /// A plain established connection: handshake seen, nothing retransmitted,
+    /// reset, repeated or missed by the capture. The common case, and one
+    /// that every verdict only counts: [`FactStore`] keeps just its totals
+    /// and its held interval.
+    fn is_plain(&self) -> bool {
+        self.label == Label::Established
+            && self.attempt
+            && self.hs_ack.is_some()
+            && !self.any_rst
+            && self.reset.is_none()
+            && self.retx == 0
+            && self.copies == 0
+            && self.ack_lost == 0
+            && self.syn_retx == 0
+            && self.syn_ack_retx == 0
+            && self.syn_acks_after_ack == 0
+    }
+}
+
+/// One server's plain established flows (see [`FlowFacts::is_plain`]),
+/// reduced to what the verdicts use.
+#[derive(Default)]
+struct Plain {
+    flows: u64,
+    packets: u64,
+    /// Flows the server never sent a byte on.
+    unserved: u64,
+    /// Smallest stream index (servers are listed in stream order).
+    first_stream: u32,
+    /// The smallest stream indices, for a healthy server's evidence.
+    streams: BTreeSet<u32>,
+    /// Distinct client addresses.
+    clients: std::collections::HashSet<crate::decode::Addr, foldhash::fast::RandomState>,
+    /// Per flow: handshake ACK, release and first server data (24 bytes).
+    held: Vec<PlainHeld>,
+}
+
+#[derive(Clone, Copy)]
+struct PlainHeld {
+    hs_ack: Timestamp,
+    released: Option<Timestamp>,
+    served: Option<Timestamp>,
+}
+
+/// The facts of every reported stream, kept so that memory grows with the
+/// streams that show trouble, not with healthy traffic: a plain established
+/// flow costs its server 24 bytes (its held interval) plus its client's
+/// address once; every other flow keeps its [`FlowFacts`] (~230 bytes).
+#[derive(Default)]
+pub struct FactStore {
+    full: Vec<FlowFacts>,
+    plain: HashMap<Endpoint, Plain, foldhash::fast::RandomState>,
+}
+
+impl FactStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add one finished stream's facts.
+    pub fn push(&mut self, x: FlowFacts) {
+        if !x.is_plain() {
+            self.full.push(x);
+            return;
+        }
+        let p = self.plain.entry(x.server).or_insert_with(|| Plain { first_stream: x.stream, ..Plain::default() });
+        p.flows += 1;
+        p.packets += x.packets;
+        p.unserved += u64::from(x.server_bytes == 0);
+        p.first_stream = p.first_stream.min(x.stream);
+        p.streams.insert(x.stream);
+        if p.streams.len() > EVIDENCE_MAX {
+            p.streams.pop_last();
+        }
+        p.clients.insert(x.client.addr);
+        p.held.push(PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served });
+    }
+}
+
+#[cfg(test)]
+impl FactStore {
+    /// Keep a flow's full facts even when plain (to test the reduction).
+    fn push_unreduced(&mut self, x: FlowFacts) {
+        self.full.push(x);
+    }
+}
+
 /// Diagnose every server endpoint that received connection attempts, in
 /// order of the server's first reported stream. `capture_end` is the last
 /// frame's time.
 pub fn diagnose(flows: &[FlowFacts], capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
-    let mut order: Vec<Endpoint> = Vec::new();
+    let mut store = FactStore::new();
+    for x in flows {
+        store.push(x.clone());
+    }
+    diagnose_store(&store, capture_end)
+}
+
+/// [`diagnose`] over a [`FactStore`].
+pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
+    let mut first: HashMap<Endpoint, u32> = HashMap::new();
     let mut groups: HashMap<Endpoint, Vec<&FlowFacts>> = HashMap::new();
-    let mut sorted: Vec<&FlowFacts> = flows.iter().collect();
+    let mut sorted: Vec<&FlowFacts> = store.full.iter().collect();
     sorted.sort_by_key(|x| x.stream);
     for x in sorted {
-        groups
-            .entry(x.server)
-            .or_insert_with(|| {
-                order.push(x.server);
-                Vec::new()
-            })
-            .push(x);
+        first.entry(x.server).or_insert(x.stream);
+        groups.entry(x.server).or_default().push(x);
     }
+    for (server, p) in &store.plain {
+        let f = first.entry(*server).or_insert(p.first_stream);
+        *f = (*f).min(p.first_stream);
+    }
+    let mut order: Vec<(u32, Endpoint)> = first.into_iter().map(|(e, s)| (s, e)).collect();
+    order.sort_unstable();
     let end = capture_end.unwrap_or_default();
     order
         .into_iter()
-        .filter_map(|server| {
-            let flows = groups.remove(&server)?;
-            let attempts = flows.iter().filter(|x| x.attempt).count() as u64;
-            (attempts > 0).then(|| diagnose_server(server, &flows, attempts, end))
+        .filter_map(|(_, server)| {
+            let flows = groups.remove(&server).unwrap_or_default();
+            let plain = store.plain.get(&server);
+            let attempts = flows.iter().filter(|x| x.attempt).count() as u64 + plain.map_or(0, |p| p.flows);
+            (attempts > 0).then(|| diagnose_server(server, &flows, plain, attempts, end))
         })
         .collect()
 }
@@ -238,32 +338,41 @@ fn evidence(streams: impl Iterator<Item = u32>, frames: impl Iterator<Item = u64
     Evidence { streams, frames, wireshark_filter }
 }
 
-fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Timestamp) -> Diagnosis {
+fn diagnose_server(
+    server: Endpoint,
+    flows: &[&Facts],
+    plain: Option<&Plain>,
+    attempts: u64,
+    end: Timestamp,
+) -> Diagnosis {
+    let empty = Plain::default();
+    let plain = plain.unwrap_or(&empty);
     let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
     for x in flows {
         *labels.entry(x.label.as_str()).or_default() += 1;
     }
+    *labels.entry(Label::Established.as_str()).or_default() += plain.flows;
     let syn_retransmissions = flows.iter().map(|x| u64::from(x.syn_retx)).sum();
     let syn_ack_retransmissions = flows.iter().map(|x| u64::from(x.syn_ack_retx)).sum();
     let resets = count(flows, |x| x.any_rst);
-    let clients = flows.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len() as u64;
+    let clients =
+        flows.iter().map(|x| x.client.addr).chain(plain.clients.iter().copied()).collect::<BTreeSet<_>>().len() as u64;
 
     // Established connections: in the server's hands from the handshake
     // ACK until it released them; in the accept queue until the
     // application first wrote (it had accepted by then) or released them.
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
-    let held: Vec<Held> = established
+    let established_count = established.len() as u64 + plain.flows;
+    let intervals = established
         .iter()
-        .map(|x| Held {
-            from: x.hs_ack.unwrap_or_default(),
-            until: x.released.unwrap_or(end).max(x.hs_ack.unwrap_or_default()),
-        })
-        .collect();
-    let queued: Vec<Held> = established
-        .iter()
+        .map(|x| PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served })
+        .chain(plain.held.iter().copied());
+    let held: Vec<Held> =
+        intervals.clone().map(|x| Held { from: x.hs_ack, until: x.released.unwrap_or(end).max(x.hs_ack) }).collect();
+    let queued: Vec<Held> = intervals
         .map(|x| {
-            let from = x.hs_ack.unwrap_or_default();
+            let from = x.hs_ack;
             let until = [x.released, x.served].into_iter().flatten().min().unwrap_or(end).max(from);
             Held { from, until }
         })
@@ -332,11 +441,11 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
     // loss on the path than by an overflow (a real server's limit is not 0).
     if held_then >= 2 {
         let estimate = backlog::limit_from_held(held_then).map(|l| l as u64);
-        let unserved = count(flows, |x| label_is(x, Label::Established) && x.server_bytes == 0);
+        let unserved = count(flows, |x| label_is(x, Label::Established) && x.server_bytes == 0) + plain.unserved;
         let confidence = if !ack_dropped.is_empty() { Confidence::High } else { Confidence::Medium };
         let ctc = count(flows, |x| label_is(x, Label::ClientThinksConnected));
         let rst = count(flows, is_overflow_reset);
-        let mut parts = vec![format!("{} of {attempts} attempts were established", established.len())];
+        let mut parts = vec![format!("{established_count} of {attempts} attempts were established")];
         if ctc > 0 {
             parts.push(format!(
                 "{} completed the handshake but the server never took the connection (client_thinks_connected)",
@@ -413,7 +522,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
         .copied()
         .filter(|x| x.reset.is_some_and(|r| r.by == Role::Server && r.phase == ResetPhase::Syn))
         .collect();
-    if established.is_empty() && !refused.is_empty() && refused.len() as u64 * 2 >= attempts {
+    if established_count == 0 && !refused.is_empty() && refused.len() as u64 * 2 >= attempts {
         let explanation =
             format!("{} of {attempts} attempts were refused: the server answered the SYN with a RST", refused.len());
         let ev = evidence(refused.iter().map(|x| x.stream), refused.iter().filter_map(|x| x.reset.map(|r| r.frame)));
@@ -428,7 +537,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
         flows.iter().copied().filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable)).collect();
     let succeeded = count(flows, |x| {
         matches!(x.label, Label::Established | Label::ClientThinksConnected | Label::SynackUnacked | Label::Reset)
-    });
+    }) + plain.flows;
     if succeeded == 0 && !failed.is_empty() {
         let explanation = format!(
             "none of {attempts} attempts got an answer from the server: {} SYN timeouts, {} ICMP errors",
@@ -449,7 +558,7 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
         ));
     }
     let retx: u64 = established.iter().map(|x| u64::from(x.retx.saturating_sub(x.copies))).sum();
-    let packets: u64 = established.iter().map(|x| x.packets).sum();
+    let packets: u64 = established.iter().map(|x| x.packets).sum::<u64>() + plain.packets;
     if retx >= LOSSY_MIN_RETRANSMISSIONS && packets > 0 && retx as f64 / packets as f64 >= LOSSY_RATE {
         let lossy: Vec<&&Facts> = established.iter().filter(|x| x.retx > x.copies).collect();
         let explanation = format!(
@@ -474,9 +583,11 @@ fn diagnose_server(server: Endpoint, flows: &[&Facts], attempts: u64, end: Times
     }
 
     let explanation =
-        format!("{} of {attempts} attempts were established and nothing points at a server problem", established.len());
-    // The server's streams, so the filter shows what was judged healthy.
-    let ev = evidence(flows.iter().map(|x| x.stream), std::iter::empty());
+        format!("{established_count} of {attempts} attempts were established and nothing points at a server problem");
+    // The server's first streams, so the filter shows what was judged healthy.
+    let streams: BTreeSet<u32> =
+        flows.iter().map(|x| x.stream).take(EVIDENCE_MAX).chain(plain.streams.iter().copied()).collect();
+    let ev = evidence(streams.into_iter(), std::iter::empty());
     base(ServerVerdict::Healthy, Confidence::Medium, explanation, ev, "Nothing to change.".to_string(), None, notes)
 }
 

@@ -124,3 +124,28 @@ fn capture_copies_are_not_a_lossy_path() {
     assert_eq!(d[0].verdict, ServerVerdict::Healthy, "{}", d[0].explanation);
     assert!(d[0].notes.iter().any(|n| n.contains("duplicated packets")), "{:?}", d[0].notes);
 }
+
+#[test]
+fn reducing_plain_flows_changes_no_diagnosis() {
+    // Healthy connections, an overflow, a refused attempt, with plain
+    // flows on either side of the others.
+    let mut l = Ladder::new();
+    for p in 0..4 {
+        connect(&mut l, 2000 + p, f64::from(p) * 10.0);
+    }
+    dropped_ack(&mut l, 3000, 100.0);
+    connect(&mut l, 2100, 5000.0);
+    connect(&mut l, 2200, 6000.0);
+    l.client_port = 2300;
+    l.seg(C, SYN, 100, 0, 0, 7000.0, 1000);
+    l.seg(S, RST | ACK, 0, 101, 0, 7000.5, 0);
+    let (f, end) = l.finish_with_end();
+    let facts: Vec<FlowFacts> = f.iter().map(FlowFacts::from).collect();
+    assert!(facts.iter().filter(|x| x.is_plain()).count() >= 5, "the ladder has plain flows");
+    let mut unreduced = super::FactStore::new();
+    for x in &facts {
+        unreduced.push_unreduced(x.clone());
+    }
+    let json = |d: Vec<Diagnosis>| serde_json::to_value(d).unwrap();
+    assert_eq!(json(super::diagnose(&facts, end)), json(super::diagnose_store(&unreduced, end)));
+}
