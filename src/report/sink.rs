@@ -26,6 +26,8 @@ pub struct ReportWriter<W: Write> {
     colour: bool,
     rows: Vec<Flow>,
     written: LabelCounts,
+    /// One flow's JSON, reused.
+    scratch: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -38,7 +40,7 @@ struct Tail<'a> {
 impl<W: Write> ReportWriter<W> {
     /// Start a report (`colour` only matters for the table).
     pub fn new(out: W, format: Format, colour: bool) -> Self {
-        ReportWriter { out, format, colour, rows: Vec::new(), written: LabelCounts::default() }
+        ReportWriter { out, format, colour, rows: Vec::new(), written: LabelCounts::default(), scratch: Vec::new() }
     }
 
     /// Flows written so far, per label.
@@ -55,15 +57,21 @@ impl<W: Write> ReportWriter<W> {
                 self.rows.push(flow);
                 Ok(())
             }
-            Format::Jsonl => json::write_flow_line(&mut self.out, &flow),
+            Format::Jsonl => {
+                self.scratch.clear();
+                json::write_flow(&mut self.scratch, &flow, true);
+                self.scratch.push(b'\n');
+                self.out.write_all(&self.scratch)
+            }
             // The document is an object whose "flows" array comes first, so
             // flows can be written as they finish; members after it carry
             // the totals known only at the end. Flows appear in the order
             // they finished: sort by "stream" if you need capture order.
             Format::Json => {
                 self.out.write_all(if first { b"{\n\"flows\": [\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut self.out, &flow)?;
-                Ok(())
+                self.scratch.clear();
+                json::write_flow(&mut self.scratch, &flow, false);
+                self.out.write_all(&self.scratch)
             }
         }
     }
