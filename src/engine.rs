@@ -439,6 +439,9 @@ impl Engine {
         for f in self.ready.drain(..) {
             sink(f);
         }
+        // No frame follows: the table (and the tombstones finishing would
+        // add to it) is not needed any more.
+        self.table = StreamTable::with_tombstones(0);
         let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {

@@ -145,6 +145,8 @@ struct Tally {
     hard: Vec<String>,
     /// Files where the default run finished a stream before a straggler.
     late_files: Vec<String>,
+    /// Frames that came after their stream was finished, with --linger 0s.
+    eager_late: u64,
 }
 
 fn compare(file: &Path, tally: &Mutex<Tally>) {
@@ -182,7 +184,28 @@ fn compare(file: &Path, tally: &Mutex<Tally>) {
             return;
         }
     };
+    // Finishing every stream as soon as it closes sends all later frames of
+    // its key through the tombstones: numbering must not change, and every
+    // frame missing from a flow must be counted as late.
+    let eager = flowclass_counts(file, &["--linger", "0s"]);
     let mut t = tally.lock().unwrap();
+    match eager {
+        Ok((eager, late)) => {
+            let ids = |m: &BTreeMap<u32, StreamCounts>| m.keys().copied().collect::<Vec<u32>>();
+            let missing: u64 =
+                ts.iter().map(|(id, c)| c.packets.saturating_sub(eager.get(id).map_or(0, |e| e.packets))).sum();
+            let extra = eager.iter().any(|(id, e)| ts.get(id).is_none_or(|c| e.packets > c.packets));
+            if ids(&eager) != ids(&ts) || missing != late || extra {
+                t.hard.push(format!(
+                    "{name} with --linger 0s: {} streams (tshark {}), late_frames {late}, {missing} frames missing, extra: {extra}",
+                    eager.len(),
+                    ts.len()
+                ));
+            }
+            t.eager_late += late;
+        }
+        Err(e) => t.hard.push(format!("{name}: flowclass --linger 0s failed: {e}")),
+    }
     t.files += 1;
     t.streams += ts.len() as u64;
     let ts_ids: Vec<u32> = ts.keys().copied().collect();
@@ -271,6 +294,7 @@ fn streams_and_analysis_equal_tshark() {
         t.diffs.len(),
         t.hard.len()
     );
+    println!("  with --linger 0s: same stream numbers, {} frames after their stream was finished", t.eager_late);
     for m in &t.late_files {
         println!("  compared with --linger end: {m}");
     }

@@ -45,4 +45,14 @@ impl StreamKey {
     pub fn new(a: Endpoint, b: Endpoint) -> Self {
         if a <= b { StreamKey { lo: a, hi: b } } else { StreamKey { lo: b, hi: a } }
     }
+
+    /// The lower endpoint.
+    pub fn lo(&self) -> Endpoint {
+        self.lo
+    }
+
+    /// The higher endpoint.
+    pub fn hi(&self) -> Endpoint {
+        self.hi
+    }
 }

@@ -53,21 +53,125 @@ pub struct Tombstone {
     pub base_seq: [Option<u32>; 2],
 }
 
+/// A tombstone as stored: 16 bytes, the endpoints being the key.
 #[derive(Clone, Copy, Debug)]
-enum Entry {
-    /// A stream in progress and its first sender, so that the direction of
-    /// a segment is known from this one lookup.
-    Live(StreamId, Endpoint),
-    Retired(Tombstone),
+struct Buried {
+    stream: StreamId,
+    base_seq: [u32; 2],
+    /// Bit 0: the first sender is the key's higher endpoint; bits 1 and 2:
+    /// side 0's and side 1's base sequence number is known.
+    bits: u8,
+}
+
+impl Buried {
+    fn new(key: &StreamKey, t: &Tombstone) -> Self {
+        let bits = u8::from(t.side_a != key.lo())
+            | u8::from(t.base_seq[0].is_some()) << 1
+            | u8::from(t.base_seq[1].is_some()) << 2;
+        Buried { stream: t.stream, base_seq: [t.base_seq[0].unwrap_or(0), t.base_seq[1].unwrap_or(0)], bits }
+    }
+
+    fn unpack(self, key: &StreamKey) -> Tombstone {
+        let base = |i: usize| (self.bits & (2 << i) != 0).then_some(self.base_seq[i]);
+        Tombstone {
+            stream: self.stream,
+            side_a: if self.bits & 1 == 0 { key.lo() } else { key.hi() },
+            base_seq: [base(0), base(1)],
+        }
+    }
+}
+
+/// An all-IPv4 endpoint pair packed into 16 bytes (address and port of the
+/// lower and the higher endpoint): most tombstones, at a third of the size
+/// of a [`StreamKey`].
+type Packed4 = (u64, u64);
+
+fn packed4(key: &StreamKey) -> Option<Packed4> {
+    let pack = |e: Endpoint| match e.addr {
+        crate::decode::Addr::V4(a) => Some(u64::from(u32::from_be_bytes(a)) << 16 | u64::from(e.port)),
+        crate::decode::Addr::V6(_) => None,
+    };
+    Some((pack(key.lo())?, pack(key.hi())?))
+}
+
+/// Finished streams' tombstones, bounded in number (oldest forgotten
+/// first), stored compactly: a long capture keeps up to a million of them
+/// (about 60 bytes each for IPv4 pairs, with the map's and the queue's
+/// overhead).
+struct Graveyard {
+    v4: HashMap<Packed4, Buried, foldhash::fast::RandomState>,
+    v6: HashMap<StreamKey, Buried, foldhash::fast::RandomState>,
+    /// Burial order: (key, stream), oldest first.
+    order4: VecDeque<(Packed4, StreamId)>,
+    order6: VecDeque<(StreamKey, StreamId)>,
+    max: usize,
+}
+
+impl Graveyard {
+    fn new(max: usize) -> Self {
+        Graveyard {
+            v4: HashMap::default(),
+            v6: HashMap::default(),
+            order4: VecDeque::new(),
+            order6: VecDeque::new(),
+            max,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.order4.len() + self.order6.len()
+    }
+
+    fn get(&self, key: &StreamKey) -> Option<Tombstone> {
+        let b = match packed4(key) {
+            Some(p) => self.v4.get(&p),
+            None => self.v6.get(key),
+        };
+        b.map(|b| b.unpack(key))
+    }
+
+    fn bury(&mut self, key: StreamKey, t: Tombstone) {
+        let b = Buried::new(&key, &t);
+        match packed4(&key) {
+            Some(p) => {
+                self.v4.insert(p, b);
+                self.order4.push_back((p, t.stream));
+            }
+            None => {
+                self.v6.insert(key, b);
+                self.order6.push_back((key, t.stream));
+            }
+        }
+        // Forget the oldest streams first (the queue fronts); a key buried
+        // again since keeps its newer stone.
+        while self.len() > self.max {
+            let older4 = match (self.order4.front(), self.order6.front()) {
+                (Some(a), Some(b)) => a.1 <= b.1,
+                (a, _) => a.is_some(),
+            };
+            if older4 {
+                let Some((p, id)) = self.order4.pop_front() else { break };
+                if self.v4.get(&p).is_some_and(|b| b.stream == id) {
+                    self.v4.remove(&p);
+                }
+            } else {
+                let Some((k, id)) = self.order6.pop_front() else { break };
+                if self.v6.get(&k).is_some_and(|b| b.stream == id) {
+                    self.v6.remove(&k);
+                }
+            }
+        }
+    }
 }
 
 /// Map from endpoint pair to its current stream, live or finished.
 pub struct StreamTable {
-    /// Randomly seeded fast hash: live traffic chooses the keys.
-    current: HashMap<StreamKey, Entry, foldhash::fast::RandomState>,
-    /// Finished keys, oldest first, to bound how many tombstones are kept.
-    retired: VecDeque<(StreamKey, StreamId)>,
-    max_tombstones: usize,
+    /// Streams in progress with their first sender, so that the direction
+    /// of a segment is known from this one lookup. Randomly seeded fast
+    /// hash: live traffic chooses the keys.
+    current: HashMap<StreamKey, (StreamId, Endpoint), foldhash::fast::RandomState>,
+    /// Finished streams (consulted when `current` has no stream).
+    retired: Graveyard,
     next_index: StreamId,
 }
 
@@ -87,7 +191,7 @@ impl StreamTable {
     /// forgotten first; a straggler of a forgotten stream then starts a new
     /// index where tshark would reuse the old one).
     pub fn with_tombstones(max: usize) -> Self {
-        StreamTable { current: HashMap::default(), retired: VecDeque::new(), max_tombstones: max, next_index: 0 }
+        StreamTable { current: HashMap::default(), retired: Graveyard::new(max), next_index: 0 }
     }
 
     /// Number of streams created so far.
@@ -103,7 +207,7 @@ impl StreamTable {
     fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool) -> Placement {
         let id = self.next_index;
         self.next_index += 1;
-        self.current.insert(key, Entry::Live(id, side_a));
+        self.current.insert(key, (id, side_a));
         Placement { stream: id, dir: 0, created: true, reused, late: false }
     }
 
@@ -112,7 +216,7 @@ impl StreamTable {
     /// the new index if one had to be created.
     pub fn claim(&mut self, a: Endpoint, b: Endpoint) -> Option<StreamId> {
         let key = StreamKey::new(a, b);
-        if self.current.contains_key(&key) {
+        if self.current.contains_key(&key) || self.retired.get(&key).is_some() {
             return None;
         }
         Some(self.create(key, a, false).stream)
@@ -122,18 +226,11 @@ impl StreamTable {
     /// a tombstone with its sides' base sequence numbers.
     pub fn retire(&mut self, a: Endpoint, b: Endpoint, stream: StreamId, base_seq: [Option<u32>; 2]) {
         let key = StreamKey::new(a, b);
-        if let Some(e) = self.current.get_mut(&key)
-            && let Entry::Live(id, side_a) = *e
+        if let Some(&(id, side_a)) = self.current.get(&key)
             && id == stream
         {
-            *e = Entry::Retired(Tombstone { stream, side_a, base_seq });
-            self.retired.push_back((key, stream));
-        }
-        while self.retired.len() > self.max_tombstones {
-            let Some((k, id)) = self.retired.pop_front() else { break };
-            if matches!(self.current.get(&k), Some(Entry::Retired(t)) if t.stream == id) {
-                self.current.remove(&k);
-            }
+            self.current.remove(&key);
+            self.retired.bury(key, Tombstone { stream, side_a, base_seq });
         }
     }
 
@@ -152,16 +249,16 @@ impl StreamTable {
         // Port reuse (reference §1.4.1): a new connection request whose ISN
         // differs from the sender's base sequence number.
         let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
-        match self.current.get(&key).copied() {
-            None => self.create(key, src, false),
-            Some(Entry::Live(id, side_a)) => {
-                let dir = usize::from(side_a != src);
-                if seg.flags.is_pure_syn() && splits(sender_base_seq(id, dir)) {
-                    return self.create(key, src, true);
-                }
-                Placement { stream: id, dir, created: false, reused: false, late: false }
+        if let Some(&(id, side_a)) = self.current.get(&key) {
+            let dir = usize::from(side_a != src);
+            if seg.flags.is_pure_syn() && splits(sender_base_seq(id, dir)) {
+                return self.create(key, src, true);
             }
-            Some(Entry::Retired(t)) => {
+            return Placement { stream: id, dir, created: false, reused: false, late: false };
+        }
+        match self.retired.get(&key) {
+            None => self.create(key, src, false),
+            Some(t) => {
                 let dir = usize::from(t.side_a != src);
                 if splits(t.base_seq[dir]) {
                     return self.create(key, src, true);
@@ -169,5 +266,53 @@ impl StreamTable {
                 Placement { stream: t.stream, dir, created: false, reused: false, late: true }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Addr;
+
+    fn v4(last: u8, port: u16) -> Endpoint {
+        Endpoint { addr: Addr::V4([10, 0, 0, last]), port }
+    }
+
+    fn v6(last: u8, port: u16) -> Endpoint {
+        let mut a = [0u8; 16];
+        a[0] = 0x20;
+        a[15] = last;
+        Endpoint { addr: Addr::V6(a), port }
+    }
+
+    #[test]
+    fn tombstones_come_back_as_buried() {
+        let mut g = Graveyard::new(10);
+        for (i, (a, b)) in [(v4(2, 80), v4(1, 5000)), (v6(1, 5000), v6(2, 443))].into_iter().enumerate() {
+            let key = StreamKey::new(a, b);
+            for (side_a, base_seq) in [(a, [Some(7), None]), (b, [None, Some(u32::MAX)]), (a, [Some(0), Some(1)])] {
+                let t = Tombstone { stream: i as u32, side_a, base_seq };
+                g.bury(key, t);
+                let back = g.get(&key).unwrap();
+                assert_eq!((back.stream, back.side_a, back.base_seq), (t.stream, t.side_a, t.base_seq));
+            }
+        }
+    }
+
+    #[test]
+    fn the_oldest_tombstones_are_forgotten_first() {
+        let mut g = Graveyard::new(2);
+        let keys = [
+            StreamKey::new(v4(1, 1), v4(2, 2)),
+            StreamKey::new(v6(1, 1), v6(2, 2)),
+            StreamKey::new(v4(3, 3), v4(4, 4)),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] });
+        }
+        assert_eq!(g.len(), 2);
+        assert!(g.get(&keys[0]).is_none());
+        assert_eq!(g.get(&keys[1]).map(|t| t.stream), Some(1));
+        assert_eq!(g.get(&keys[2]).map(|t| t.stream), Some(2));
     }
 }
