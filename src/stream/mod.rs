@@ -37,6 +37,9 @@ pub struct Placement {
     /// The stream was already finished and reported: the segment keeps its
     /// Wireshark index but is not analysed any more.
     pub late: bool,
+    /// Where the caller keeps the live stream's state (meaningless when
+    /// `late`): the slot it named when the stream was created.
+    pub slot: u32,
 }
 
 /// What the table remembers of a finished stream so that later segments of
@@ -164,12 +167,20 @@ impl Graveyard {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    stream: StreamId,
+    side_a: Endpoint,
+    slot: u32,
+}
+
 /// Map from endpoint pair to its current stream, live or finished.
 pub struct StreamTable {
-    /// Streams in progress with their first sender, so that the direction
-    /// of a segment is known from this one lookup. Randomly seeded fast
-    /// hash: live traffic chooses the keys.
-    current: HashMap<StreamKey, (StreamId, Endpoint), foldhash::fast::RandomState>,
+    /// Streams in progress with their first sender (so that the direction
+    /// of a segment is known from this one lookup) and the caller's slot
+    /// for their state. Randomly seeded fast hash: live traffic chooses the
+    /// keys.
+    current: HashMap<StreamKey, Live, foldhash::fast::RandomState>,
     /// Finished streams (consulted when `current` has no stream).
     retired: Graveyard,
     next_index: StreamId,
@@ -204,29 +215,29 @@ impl StreamTable {
         self.next_index == 0
     }
 
-    fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool) -> Placement {
+    fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool, slot: u32) -> Placement {
         let id = self.next_index;
         self.next_index += 1;
-        self.current.insert(key, (id, side_a));
-        Placement { stream: id, dir: 0, created: true, reused, late: false }
+        self.current.insert(key, Live { stream: id, side_a, slot });
+        Placement { stream: id, dir: 0, created: true, reused, late: false, slot }
     }
 
     /// Make sure the endpoint pair `a`-`b` has a stream, as another
     /// dissector's conversation lookup does (see [`SocksState`]). Returns
-    /// the new index if one had to be created.
-    pub fn claim(&mut self, a: Endpoint, b: Endpoint) -> Option<StreamId> {
+    /// the new index if one had to be created (its state goes in `slot`).
+    pub fn claim(&mut self, a: Endpoint, b: Endpoint, slot: u32) -> Option<StreamId> {
         let key = StreamKey::new(a, b);
         if self.current.contains_key(&key) || self.retired.get(&key).is_some() {
             return None;
         }
-        Some(self.create(key, a, false).stream)
+        Some(self.create(key, a, false, slot).stream)
     }
 
     /// The stream `stream` between `a` and `b` is finished: remember it as
     /// a tombstone with its sides' base sequence numbers.
     pub fn retire(&mut self, a: Endpoint, b: Endpoint, stream: StreamId, base_seq: [Option<u32>; 2]) {
         let key = StreamKey::new(a, b);
-        if let Some(&(id, side_a)) = self.current.get(&key)
+        if let Some(&Live { stream: id, side_a, .. }) = self.current.get(&key)
             && id == stream
         {
             self.current.remove(&key);
@@ -239,31 +250,37 @@ impl StreamTable {
         self.retired.len()
     }
 
-    /// Find or create the stream for `seg`. For a live stream,
-    /// `sender_base_seq` gives the sender's base sequence number (owned by
-    /// the caller's per-stream analysis; asked only for a pure SYN).
-    pub fn place(&mut self, seg: &Segment, sender_base_seq: impl Fn(StreamId, usize) -> Option<u32>) -> Placement {
+    /// Find or create the stream for `seg`. A stream created here is told
+    /// to keep its state in `new_slot`. For a live stream,
+    /// `sender_base_seq(slot, dir)` gives the sender's base sequence number
+    /// (owned by the caller's per-stream analysis; asked only for a pure SYN).
+    pub fn place(
+        &mut self,
+        seg: &Segment,
+        new_slot: u32,
+        sender_base_seq: impl Fn(u32, usize) -> Option<u32>,
+    ) -> Placement {
         let src = Endpoint { addr: seg.src, port: seg.sport };
         let dst = Endpoint { addr: seg.dst, port: seg.dport };
         let key = StreamKey::new(src, dst);
         // Port reuse (reference §1.4.1): a new connection request whose ISN
         // differs from the sender's base sequence number.
         let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
-        if let Some(&(id, side_a)) = self.current.get(&key) {
+        if let Some(&Live { stream, side_a, slot }) = self.current.get(&key) {
             let dir = usize::from(side_a != src);
-            if seg.flags.is_pure_syn() && splits(sender_base_seq(id, dir)) {
-                return self.create(key, src, true);
+            if seg.flags.is_pure_syn() && splits(sender_base_seq(slot, dir)) {
+                return self.create(key, src, true, new_slot);
             }
-            return Placement { stream: id, dir, created: false, reused: false, late: false };
+            return Placement { stream, dir, created: false, reused: false, late: false, slot };
         }
         match self.retired.get(&key) {
-            None => self.create(key, src, false),
+            None => self.create(key, src, false, new_slot),
             Some(t) => {
                 let dir = usize::from(t.side_a != src);
                 if splits(t.base_seq[dir]) {
-                    return self.create(key, src, true);
+                    return self.create(key, src, true, new_slot);
                 }
-                Placement { stream: t.stream, dir, created: false, reused: false, late: true }
+                Placement { stream: t.stream, dir, created: false, reused: false, late: true, slot: u32::MAX }
             }
         }
     }

@@ -17,8 +17,10 @@
 //! not depend on the machine. A finished stream leaves a tombstone in the
 //! stream table so that stragglers keep Wireshark's numbering.
 
+mod slots;
+
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
@@ -28,6 +30,7 @@ use crate::record::{At, StreamRecord};
 use crate::source::Frame;
 use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId, StreamTable};
 use crate::time::Timestamp;
+use slots::{Slot, Slots};
 
 /// Counters about the frames themselves.
 #[derive(Clone, Debug, Default)]
@@ -166,12 +169,13 @@ pub struct Engine {
     config: Config,
     decoder: Decoder,
     table: StreamTable,
-    /// Boxed: the state is large and a map resize should not move it.
-    streams: HashMap<StreamId, Box<StreamState>, foldhash::fast::RandomState>,
-    /// (due time, stream): when to look at a stream again. A stream has one
-    /// entry at a time; packets never touch the heap (the due time is
-    /// re-checked, and pushed later, when the entry comes up).
-    due: BinaryHeap<Reverse<(Timestamp, StreamId)>>,
+    /// Live streams' state, in the slot the stream table keeps for each.
+    /// Boxed: the state is large and growing the vector should not move it.
+    streams: Slots<Box<StreamState>>,
+    /// (due time, stream, slot): when to look at a stream again. A stream
+    /// has one entry at a time; packets never touch the heap (the due time
+    /// is re-checked, and pushed later, when the entry comes up).
+    due: BinaryHeap<Reverse<(Timestamp, StreamId, Slot)>>,
     /// Latest timestamp seen: the capture clock.
     clock: Timestamp,
     ready: Vec<Finished>,
@@ -196,7 +200,7 @@ impl Engine {
             config,
             decoder: Decoder::new(),
             table: StreamTable::with_tombstones(config.max_tombstones),
-            streams: HashMap::default(),
+            streams: Slots::default(),
             due: BinaryHeap::new(),
             clock: Timestamp(i64::MIN),
             ready: Vec::new(),
@@ -230,20 +234,26 @@ impl Engine {
             return;
         }
         self.clock = now;
-        while let Some(&Reverse((due, id))) = self.due.peek() {
+        while let Some(&Reverse((due, id, slot))) = self.due.peek() {
             // Finished only when quiet for strictly longer than required.
             if due >= now {
                 break;
             }
             self.due.pop();
-            let Some(st) = self.streams.get(&id) else { continue };
+            let Some(st) = self.live(id, slot) else { continue };
             let actual = self.due_time(st);
             if actual >= now {
-                self.due.push(Reverse((actual, id)));
+                self.due.push(Reverse((actual, id, slot)));
             } else {
-                self.finish_stream(id);
+                self.finish_stream(slot);
             }
         }
+    }
+
+    /// Stream `id`'s state if it is still in `slot` (a heap entry may
+    /// outlive its stream, and the slot be reused).
+    fn live(&self, id: StreamId, slot: Slot) -> Option<&StreamState> {
+        self.streams.get(slot).map(|b| &**b).filter(|st| st.record.stream == id)
     }
 
     /// When a stream may be finished if nothing else arrives.
@@ -270,9 +280,10 @@ impl Engine {
             .unwrap_or_else(|| after(st.last_ts, MIN_QUIET_NS))
     }
 
-    /// Classify stream `id`, hand it out, and leave a tombstone.
-    fn finish_stream(&mut self, id: StreamId) {
-        let Some(mut st) = self.streams.remove(&id) else { return };
+    /// Classify the stream in `slot`, hand it out, and leave a tombstone.
+    fn finish_stream(&mut self, slot: Slot) {
+        let Some(mut st) = self.streams.remove(slot) else { return };
+        let id = st.record.stream;
         let [a, b] = st.record.endpoints;
         let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
         self.table.retire(a, b, id, base_seq);
@@ -290,10 +301,10 @@ impl Engine {
     /// Hold at most `max_flows` streams: finish the ones due soonest.
     fn enforce_capacity(&mut self) {
         while self.streams.len() > self.config.max_flows {
-            let Some(Reverse((_, id))) = self.due.pop() else { break };
-            if self.streams.contains_key(&id) {
+            let Some(Reverse((_, id, slot))) = self.due.pop() else { break };
+            if self.live(id, slot).is_some() {
                 self.stats.finished_early += 1;
-                self.finish_stream(id);
+                self.finish_stream(slot);
             }
         }
     }
@@ -343,18 +354,21 @@ impl Engine {
         self.note_time(at.ts);
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
-        let placed = self.table.place(&seg, |id, dir| streams.get(&id).and_then(|s| s.analysis.sides[dir].base_seq));
+        let placed = self.table.place(&seg, streams.next_slot(), |slot, dir| {
+            streams.get(slot).and_then(|s| s.analysis.sides[dir].base_seq)
+        });
         if placed.late {
             self.stats.late_frames += 1;
             return (placed.stream, AnalysisFlags::default());
         }
         let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         if placed.created {
-            streams.insert(placed.stream, Box::new(StreamState::new(placed.stream, src, dst, at.ts)));
-            self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream)));
+            let slot = streams.insert(Box::new(StreamState::new(placed.stream, src, dst, at.ts)));
+            debug_assert_eq!(slot, placed.slot);
+            self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream, slot)));
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
         }
-        let Some(st) = streams.get_mut(&placed.stream) else {
+        let Some(st) = streams.get_mut(placed.slot) else {
             debug_assert!(false, "stream table and state out of step");
             return (placed.stream, AnalysisFlags::default());
         };
@@ -411,9 +425,9 @@ impl Engine {
             } else {
                 (Endpoint { port: remote, ..src }, dst)
             };
-            if let Some(id) = self.table.claim(a, b) {
-                self.streams.insert(id, Box::new(StreamState::new(id, a, b, at.ts)));
-                self.due.push(Reverse((at.ts, id)));
+            if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
+                let slot = self.streams.insert(Box::new(StreamState::new(id, a, b, at.ts)));
+                self.due.push(Reverse((at.ts, id, slot)));
             }
         }
         if placed.created {
@@ -442,10 +456,10 @@ impl Engine {
         // No frame follows: the table (and the tombstones finishing would
         // add to it) is not needed any more.
         self.table = StreamTable::with_tombstones(0);
-        let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, st)| (st.record.stream, slot)).collect();
         ids.sort_unstable();
-        for id in ids {
-            self.finish_stream(id);
+        for (_, slot) in ids {
+            self.finish_stream(slot);
             if let Some(f) = self.ready.pop() {
                 sink(f);
             }
