@@ -85,7 +85,8 @@ pub struct Diagnosis {
     pub server: Endpoint,
     /// Streams with a connection attempt (SYN or SYN-ACK seen).
     pub attempts: u64,
-    /// Distinct client addresses.
+    /// Distinct client addresses (counted up to 1,048,576 per server for
+    /// the flows that are reduced; a lower bound beyond).
     pub clients: u64,
     /// Streams per label (all of the server's streams).
     pub labels: BTreeMap<&'static str, u64>,
@@ -183,42 +184,99 @@ impl From<&Finished> for FlowFacts {
 
 type Facts = FlowFacts;
 
+/// How [`FactStore`] keeps a flow.
+enum Kind {
+    /// A plain established connection: handshake seen, nothing
+    /// retransmitted, reset, repeated or missed by the capture.
+    Plain,
+    /// A bare half-open attempt: SYN and SYN-ACK seen, the SYN-ACK never
+    /// acknowledged, nothing else (a SYN flood is made of these).
+    HalfOpen,
+    /// A bare SYN timeout: SYNs only.
+    Timeout,
+    /// Anything else: all its facts are kept.
+    Full,
+}
+
 impl FlowFacts {
-    /// A plain established connection: handshake seen, nothing retransmitted,
-    /// reset, repeated or missed by the capture. The common case, and one
-    /// that every verdict only counts: [`FactStore`] keeps just its totals
-    /// and its held interval.
-    fn is_plain(&self) -> bool {
-        self.label == Label::Established
-            && self.attempt
-            && self.hs_ack.is_some()
+    /// Every verdict only counts plain and bare flows, or needs one time of
+    /// each: [`FactStore`] keeps just that.
+    fn kind(&self) -> Kind {
+        let bare = self.attempt
             && !self.any_rst
             && self.reset.is_none()
-            && self.retx == 0
             && self.copies == 0
             && self.ack_lost == 0
-            && self.syn_retx == 0
-            && self.syn_ack_retx == 0
-            && self.syn_acks_after_ack == 0
+            && self.syn_acks_after_ack == 0;
+        match self.label {
+            Label::Established
+                if bare && self.hs_ack.is_some() && self.retx == 0 && self.syn_retx == 0 && self.syn_ack_retx == 0 =>
+            {
+                Kind::Plain
+            }
+            Label::SynackUnacked if bare && self.syn.is_some() && self.syn_ack.is_some() => Kind::HalfOpen,
+            Label::SynTimeout if bare && self.syn.is_some() && self.syn_ack.is_none() => Kind::Timeout,
+            _ => Kind::Full,
+        }
     }
 }
 
-/// One server's plain established flows (see [`FlowFacts::is_plain`]),
-/// reduced to what the verdicts use.
+/// Distinct client addresses counted per server, at most (a flood from
+/// random sources would otherwise keep every address): beyond, counts of
+/// distinct clients and sources are lower bounds.
+const DISTINCT_MAX: usize = 1 << 20;
+
+/// A set of addresses that stops growing at [`DISTINCT_MAX`].
 #[derive(Default)]
-struct Plain {
-    flows: u64,
-    packets: u64,
-    /// Flows the server never sent a byte on.
-    unserved: u64,
+struct Distinct {
+    set: std::collections::HashSet<crate::decode::Addr, foldhash::fast::RandomState>,
+    /// An address was left out because the set was full.
+    capped: bool,
+}
+
+impl Distinct {
+    fn insert(&mut self, a: crate::decode::Addr) {
+        if self.set.len() < DISTINCT_MAX {
+            self.set.insert(a);
+        } else if !self.set.contains(&a) {
+            self.capped = true;
+        }
+    }
+}
+
+/// One server's plain and bare flows (see [`FlowFacts::kind`]), reduced to
+/// what the verdicts use.
+#[derive(Default)]
+struct Reduced {
     /// Smallest stream index (servers are listed in stream order).
     first_stream: u32,
     /// The smallest stream indices, for a healthy server's evidence.
     streams: BTreeSet<u32>,
     /// Distinct client addresses.
-    clients: std::collections::HashSet<crate::decode::Addr, foldhash::fast::RandomState>,
-    /// Per flow: handshake ACK, release and first server data (24 bytes).
+    clients: Distinct,
+    /// Plain established flows.
+    plain: u64,
+    plain_packets: u64,
+    /// Plain flows the server never sent a byte on.
+    plain_unserved: u64,
+    /// Per plain flow: handshake ACK, release and first server data (24
+    /// bytes).
     held: Vec<PlainHeld>,
+    /// Bare half-open attempts.
+    half_open: u64,
+    half_open_syn_retx: u64,
+    half_open_syn_ack_retx: u64,
+    /// Their distinct sources.
+    half_open_sources: Distinct,
+    /// The earliest first SYN-ACK among them, and among those whose
+    /// SYN-ACK was sent more than once (the SYN-cookie test).
+    half_open_first_syn_ack: Option<Timestamp>,
+    half_open_first_repeated_syn_ack: Option<Timestamp>,
+    /// The first ones: stream and SYN frame, in stream order.
+    half_open_evidence: BTreeMap<u32, u64>,
+    /// Bare SYN timeouts: SYN time, stream and SYN frame (24 bytes each).
+    timeouts: Vec<(Timestamp, u32, u64)>,
+    timeout_syn_retx: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -229,13 +287,22 @@ struct PlainHeld {
 }
 
 /// The facts of every reported stream, kept so that memory grows with the
-/// streams that show trouble, not with healthy traffic: a plain established
-/// flow costs its server 24 bytes (its held interval) plus its client's
-/// address once; every other flow keeps its [`FlowFacts`] (~230 bytes).
+/// streams that need their details, not with healthy traffic or floods: a
+/// plain established flow costs its server 24 bytes (its held interval), a
+/// bare SYN timeout 24 bytes, a bare half-open attempt nothing but its
+/// counts, plus each client address once (up to [`DISTINCT_MAX`]); every
+/// other flow keeps its [`FlowFacts`] (~230 bytes).
 #[derive(Default)]
 pub struct FactStore {
     full: Vec<FlowFacts>,
-    plain: HashMap<Endpoint, Plain, foldhash::fast::RandomState>,
+    reduced: HashMap<Endpoint, Reduced, foldhash::fast::RandomState>,
+}
+
+fn keep_smallest<V>(m: &mut BTreeMap<u32, V>, k: u32, v: V) {
+    m.insert(k, v);
+    if m.len() > EVIDENCE_MAX {
+        m.pop_last();
+    }
 }
 
 impl FactStore {
@@ -246,27 +313,54 @@ impl FactStore {
 
     /// Add one finished stream's facts.
     pub fn push(&mut self, x: FlowFacts) {
-        if !x.is_plain() {
+        let kind = x.kind();
+        if matches!(kind, Kind::Full) {
             self.full.push(x);
             return;
         }
-        let p = self.plain.entry(x.server).or_insert_with(|| Plain { first_stream: x.stream, ..Plain::default() });
-        p.flows += 1;
-        p.packets += x.packets;
-        p.unserved += u64::from(x.server_bytes == 0);
-        p.first_stream = p.first_stream.min(x.stream);
-        p.streams.insert(x.stream);
-        if p.streams.len() > EVIDENCE_MAX {
-            p.streams.pop_last();
+        let r =
+            self.reduced.entry(x.server).or_insert_with(|| Reduced { first_stream: x.stream, ..Reduced::default() });
+        r.first_stream = r.first_stream.min(x.stream);
+        r.streams.insert(x.stream);
+        if r.streams.len() > EVIDENCE_MAX {
+            r.streams.pop_last();
         }
-        p.clients.insert(x.client.addr);
-        p.held.push(PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served });
+        r.clients.insert(x.client.addr);
+        let syn = x.syn.unwrap_or(At { frame: 0, ts: Timestamp(0) });
+        match kind {
+            Kind::Plain => {
+                r.plain += 1;
+                r.plain_packets += x.packets;
+                r.plain_unserved += u64::from(x.server_bytes == 0);
+                r.held.push(PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served });
+            }
+            Kind::HalfOpen => {
+                r.half_open += 1;
+                r.half_open_syn_retx += u64::from(x.syn_retx);
+                r.half_open_syn_ack_retx += u64::from(x.syn_ack_retx);
+                r.half_open_sources.insert(x.client.addr);
+                if let Some(sa) = x.syn_ack {
+                    let min = |m: Option<Timestamp>| Some(m.map_or(sa.ts, |t| t.min(sa.ts)));
+                    r.half_open_first_syn_ack = min(r.half_open_first_syn_ack);
+                    if x.syn_acks != 1 {
+                        r.half_open_first_repeated_syn_ack = min(r.half_open_first_repeated_syn_ack);
+                    }
+                }
+                keep_smallest(&mut r.half_open_evidence, x.stream, syn.frame);
+            }
+            Kind::Timeout => {
+                r.timeouts.push((syn.ts, x.stream, syn.frame));
+                r.timeout_syn_retx += u64::from(x.syn_retx);
+            }
+            Kind::Full => {}
+        }
     }
 }
 
 #[cfg(test)]
 impl FactStore {
-    /// Keep a flow's full facts even when plain (to test the reduction).
+    /// Keep a flow's full facts even when it could be reduced (to test the
+    /// reduction).
     fn push_unreduced(&mut self, x: FlowFacts) {
         self.full.push(x);
     }
@@ -293,9 +387,9 @@ pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<
         first.entry(x.server).or_insert(x.stream);
         groups.entry(x.server).or_default().push(x);
     }
-    for (server, p) in &store.plain {
-        let f = first.entry(*server).or_insert(p.first_stream);
-        *f = (*f).min(p.first_stream);
+    for (server, r) in &store.reduced {
+        let f = first.entry(*server).or_insert(r.first_stream);
+        *f = (*f).min(r.first_stream);
     }
     let mut order: Vec<(u32, Endpoint)> = first.into_iter().map(|(e, s)| (s, e)).collect();
     order.sort_unstable();
@@ -304,9 +398,10 @@ pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<
         .into_iter()
         .filter_map(|(_, server)| {
             let flows = groups.remove(&server).unwrap_or_default();
-            let plain = store.plain.get(&server);
-            let attempts = flows.iter().filter(|x| x.attempt).count() as u64 + plain.map_or(0, |p| p.flows);
-            (attempts > 0).then(|| diagnose_server(server, &flows, plain, attempts, end))
+            let reduced = store.reduced.get(&server);
+            let attempts = flows.iter().filter(|x| x.attempt).count() as u64
+                + reduced.map_or(0, |r| r.plain + r.half_open + r.timeouts.len() as u64);
+            (attempts > 0).then(|| diagnose_server(server, &flows, reduced, attempts, end))
         })
         .collect()
 }
@@ -341,33 +436,38 @@ fn evidence(streams: impl Iterator<Item = u32>, frames: impl Iterator<Item = u64
 fn diagnose_server(
     server: Endpoint,
     flows: &[&Facts],
-    plain: Option<&Plain>,
+    reduced: Option<&Reduced>,
     attempts: u64,
     end: Timestamp,
 ) -> Diagnosis {
-    let empty = Plain::default();
-    let plain = plain.unwrap_or(&empty);
+    let empty = Reduced::default();
+    let r = reduced.unwrap_or(&empty);
     let mut labels: BTreeMap<&'static str, u64> = Label::ALL.iter().map(|l| (l.as_str(), 0)).collect();
     for x in flows {
         *labels.entry(x.label.as_str()).or_default() += 1;
     }
-    *labels.entry(Label::Established.as_str()).or_default() += plain.flows;
-    let syn_retransmissions = flows.iter().map(|x| u64::from(x.syn_retx)).sum();
-    let syn_ack_retransmissions = flows.iter().map(|x| u64::from(x.syn_ack_retx)).sum();
+    *labels.entry(Label::Established.as_str()).or_default() += r.plain;
+    *labels.entry(Label::SynackUnacked.as_str()).or_default() += r.half_open;
+    *labels.entry(Label::SynTimeout.as_str()).or_default() += r.timeouts.len() as u64;
+    let syn_retransmissions =
+        flows.iter().map(|x| u64::from(x.syn_retx)).sum::<u64>() + r.half_open_syn_retx + r.timeout_syn_retx;
+    let syn_ack_retransmissions =
+        flows.iter().map(|x| u64::from(x.syn_ack_retx)).sum::<u64>() + r.half_open_syn_ack_retx;
     let resets = count(flows, |x| x.any_rst);
-    let clients =
-        flows.iter().map(|x| x.client.addr).chain(plain.clients.iter().copied()).collect::<BTreeSet<_>>().len() as u64;
+    let clients = (r.clients.set.len()
+        + flows.iter().map(|x| x.client.addr).filter(|a| !r.clients.set.contains(a)).collect::<BTreeSet<_>>().len())
+        as u64;
 
     // Established connections: in the server's hands from the handshake
     // ACK until it released them; in the accept queue until the
     // application first wrote (it had accepted by then) or released them.
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
-    let established_count = established.len() as u64 + plain.flows;
+    let established_count = established.len() as u64 + r.plain;
     let intervals = established
         .iter()
         .map(|x| PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served })
-        .chain(plain.held.iter().copied());
+        .chain(r.held.iter().copied());
     let held: Vec<Held> =
         intervals.clone().map(|x| Held { from: x.hs_ack, until: x.released.unwrap_or(end).max(x.hs_ack) }).collect();
     let queued: Vec<Held> = intervals
@@ -424,24 +524,24 @@ fn diagnose_server(
     // established: the listener's queue was full.
     let ack_dropped: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x)).collect();
-    let syn_dropped: Vec<&Facts> = flows
+    // SYN timeouts while connections were held: (stream, SYN time).
+    let mut syn_dropped: Vec<(u32, Timestamp)> = flows
         .iter()
-        .copied()
         .filter(|x| label_is(x, Label::SynTimeout))
-        .filter(|x| x.syn.is_some_and(|s| held_index.at(s.ts) > 0))
+        .filter_map(|x| Some((x.stream, x.syn?.ts)))
+        .chain(r.timeouts.iter().map(|&(ts, stream, _)| (stream, ts)))
+        .filter(|&(_, ts)| held_index.at(ts) > 0)
         .collect();
+    syn_dropped.sort_unstable();
     // The first drop: a dropped handshake ACK, or a SYN never answered.
-    let drop_time = |x: &&Facts| -> Option<Timestamp> {
-        if label_is(x, Label::SynTimeout) { x.syn.map(|s| s.ts) } else { x.hs_ack }
-    };
-    let first_drop = ack_dropped.iter().chain(syn_dropped.iter()).filter_map(drop_time).min();
+    let first_drop = ack_dropped.iter().filter_map(|x| x.hs_ack).chain(syn_dropped.iter().map(|&(_, ts)| ts)).min();
     let held_then = first_drop.map_or(0, |t| backlog::held_at(&queued, t));
     // A full queue holds limit + 1 >= 2 connections not yet served. With
     // fewer, a lone dropped ACK or unanswered SYN is better explained by
     // loss on the path than by an overflow (a real server's limit is not 0).
     if held_then >= 2 {
         let estimate = backlog::limit_from_held(held_then).map(|l| l as u64);
-        let unserved = count(flows, |x| label_is(x, Label::Established) && x.server_bytes == 0) + plain.unserved;
+        let unserved = count(flows, |x| label_is(x, Label::Established) && x.server_bytes == 0) + r.plain_unserved;
         let confidence = if !ack_dropped.is_empty() { Confidence::High } else { Confidence::Medium };
         let ctc = count(flows, |x| label_is(x, Label::ClientThinksConnected));
         let rst = count(flows, is_overflow_reset);
@@ -476,7 +576,7 @@ fn diagnose_server(
             );
         }
         let ev = evidence(
-            ack_dropped.iter().chain(syn_dropped.iter()).map(|x| x.stream),
+            ack_dropped.iter().map(|x| x.stream).chain(syn_dropped.iter().map(|&(stream, _)| stream)),
             ack_dropped.iter().filter_map(|x| x.hs_ack_at.map(|a| a.frame)),
         );
         let limit = estimate.map_or("the current limit".to_string(), |e| e.to_string());
@@ -495,22 +595,35 @@ fn diagnose_server(
 
     // ---- SYN flood ----
     let half_open: Vec<&Facts> = flows.iter().copied().filter(|x| label_is(x, Label::SynackUnacked)).collect();
-    if half_open.len() as u64 >= FLOOD_MIN_HALF_OPEN && half_open.len() as u64 * 2 >= attempts {
-        let sources = half_open.iter().map(|x| x.client.addr).collect::<BTreeSet<_>>().len();
-        // Stateless SYN cookies never retransmit a SYN-ACK.
-        let matured: Vec<&&Facts> = half_open
-            .iter()
-            .filter(|x| x.syn_ack.is_some_and(|s| end.0.saturating_sub(s.ts.0) >= SYNACK_RETRY_NS))
-            .collect();
-        let cookies = !matured.is_empty() && matured.iter().all(|x| x.syn_acks == 1);
+    let half_open_count = half_open.len() as u64 + r.half_open;
+    if half_open_count >= FLOOD_MIN_HALF_OPEN && half_open_count * 2 >= attempts {
+        let reduced_sources = &r.half_open_sources;
+        let other_sources: BTreeSet<_> =
+            half_open.iter().map(|x| x.client.addr).filter(|a| !reduced_sources.set.contains(a)).collect();
+        let sources = reduced_sources.set.len() + other_sources.len();
+        // Stateless SYN cookies never retransmit a SYN-ACK: every SYN-ACK
+        // old enough to have been retried was sent once.
+        let matured = |t: Timestamp| end.0.saturating_sub(t.0) >= SYNACK_RETRY_NS;
+        let matured_full: Vec<&&Facts> =
+            half_open.iter().filter(|x| x.syn_ack.is_some_and(|s| matured(s.ts))).collect();
+        let any_matured = !matured_full.is_empty() || r.half_open_first_syn_ack.is_some_and(matured);
+        let all_once =
+            matured_full.iter().all(|x| x.syn_acks == 1) && !r.half_open_first_repeated_syn_ack.is_some_and(matured);
+        let cookies = any_matured && all_once;
         let mut explanation = format!(
-            "{} of {attempts} attempts were half-open (the server's SYN-ACK was never acknowledged) from {sources} source addresses",
-            half_open.len()
+            "{half_open_count} of {attempts} attempts were half-open (the server's SYN-ACK was never acknowledged) from {}{sources} source addresses",
+            if reduced_sources.capped { "at least " } else { "" }
         );
         if cookies {
             explanation += "; none of those SYN-ACKs was retransmitted, the signature of SYN cookies (the kernel answered statelessly because its SYN queue was full)";
         }
-        let ev = evidence(half_open.iter().map(|x| x.stream), half_open.iter().filter_map(|x| x.syn.map(|s| s.frame)));
+        let mut first: Vec<(u32, Option<u64>)> = half_open
+            .iter()
+            .map(|x| (x.stream, x.syn.map(|s| s.frame)))
+            .chain(r.half_open_evidence.iter().map(|(&stream, &frame)| (stream, Some(frame))))
+            .collect();
+        first.sort_unstable();
+        let ev = evidence(first.iter().map(|x| x.0), first.iter().filter_map(|x| x.1));
         let remedy = "Keep net.ipv4.tcp_syncookies=1 (cookies keep legitimate clients connecting while the SYN queue is full), raise the listen() backlog and net.core.somaxconn (they size the SYN queue too; net.ipv4.tcp_max_syn_backlog only matters with cookies off), and rate-limit or filter SYNs from the offending sources upstream (check whether they are spoofed).".to_string();
         let confidence = if sources >= 5 { Confidence::High } else { Confidence::Medium };
         return base(ServerVerdict::SynFlood, confidence, explanation, ev, remedy, None, notes);
@@ -533,18 +646,25 @@ fn diagnose_server(
     }
 
     // ---- unreachable or filtered ----
-    let failed: Vec<&Facts> =
-        flows.iter().copied().filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable)).collect();
+    // Unanswered attempts: (stream, SYN frame), in stream order.
+    let mut failed: Vec<(u32, Option<u64>)> = flows
+        .iter()
+        .filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable))
+        .map(|x| (x.stream, x.syn.map(|s| s.frame)))
+        .chain(r.timeouts.iter().map(|&(_, stream, frame)| (stream, Some(frame))))
+        .collect();
+    failed.sort_unstable();
     let succeeded = count(flows, |x| {
         matches!(x.label, Label::Established | Label::ClientThinksConnected | Label::SynackUnacked | Label::Reset)
-    }) + plain.flows;
+    }) + r.plain
+        + r.half_open;
     if succeeded == 0 && !failed.is_empty() {
         let explanation = format!(
             "none of {attempts} attempts got an answer from the server: {} SYN timeouts, {} ICMP errors",
-            count(flows, |x| label_is(x, Label::SynTimeout)),
+            count(flows, |x| label_is(x, Label::SynTimeout)) + r.timeouts.len() as u64,
             count(flows, |x| label_is(x, Label::Unreachable))
         );
-        let ev = evidence(failed.iter().map(|x| x.stream), failed.iter().filter_map(|x| x.syn.map(|s| s.frame)));
+        let ev = evidence(failed.iter().map(|x| x.0), failed.iter().filter_map(|x| x.1));
         let remedy = "Check that the server host is up and routable, and firewalls or security groups between client and server (an ICMP error names the router that sent it; silent drops point at a DROP rule).".to_string();
         return base(ServerVerdict::UnreachableOrFiltered, Confidence::Medium, explanation, ev, remedy, None, notes);
     }
@@ -558,7 +678,7 @@ fn diagnose_server(
         ));
     }
     let retx: u64 = established.iter().map(|x| u64::from(x.retx.saturating_sub(x.copies))).sum();
-    let packets: u64 = established.iter().map(|x| x.packets).sum::<u64>() + plain.packets;
+    let packets: u64 = established.iter().map(|x| x.packets).sum::<u64>() + r.plain_packets;
     if retx >= LOSSY_MIN_RETRANSMISSIONS && packets > 0 && retx as f64 / packets as f64 >= LOSSY_RATE {
         let lossy: Vec<&&Facts> = established.iter().filter(|x| x.retx > x.copies).collect();
         let explanation = format!(
@@ -586,7 +706,7 @@ fn diagnose_server(
         format!("{established_count} of {attempts} attempts were established and nothing points at a server problem");
     // The server's first streams, so the filter shows what was judged healthy.
     let streams: BTreeSet<u32> =
-        flows.iter().map(|x| x.stream).take(EVIDENCE_MAX).chain(plain.streams.iter().copied()).collect();
+        flows.iter().map(|x| x.stream).take(EVIDENCE_MAX).chain(r.streams.iter().copied()).collect();
     let ev = evidence(streams.into_iter(), std::iter::empty());
     base(ServerVerdict::Healthy, Confidence::Medium, explanation, ev, "Nothing to change.".to_string(), None, notes)
 }

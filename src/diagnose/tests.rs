@@ -125,27 +125,87 @@ fn capture_copies_are_not_a_lossy_path() {
     assert!(d[0].notes.iter().any(|n| n.contains("duplicated packets")), "{:?}", d[0].notes);
 }
 
-#[test]
-fn reducing_plain_flows_changes_no_diagnosis() {
-    // Healthy connections, an overflow, a refused attempt, with plain
-    // flows on either side of the others.
-    let mut l = Ladder::new();
-    for p in 0..4 {
-        connect(&mut l, 2000 + p, f64::from(p) * 10.0);
-    }
-    dropped_ack(&mut l, 3000, 100.0);
-    connect(&mut l, 2100, 5000.0);
-    connect(&mut l, 2200, 6000.0);
-    l.client_port = 2300;
-    l.seg(C, SYN, 100, 0, 0, 7000.0, 1000);
-    l.seg(S, RST | ACK, 0, 101, 0, 7000.5, 0);
-    let (f, end) = l.finish_with_end();
+/// Diagnosis with every flow reduced where possible, and with none.
+fn reduced_and_unreduced(
+    f: &[crate::engine::Finished],
+    end: Option<Timestamp>,
+) -> (serde_json::Value, serde_json::Value) {
     let facts: Vec<FlowFacts> = f.iter().map(FlowFacts::from).collect();
-    assert!(facts.iter().filter(|x| x.is_plain()).count() >= 5, "the ladder has plain flows");
     let mut unreduced = super::FactStore::new();
     for x in &facts {
         unreduced.push_unreduced(x.clone());
     }
     let json = |d: Vec<Diagnosis>| serde_json::to_value(d).unwrap();
-    assert_eq!(json(super::diagnose(&facts, end)), json(super::diagnose_store(&unreduced, end)));
+    (json(super::diagnose(&facts, end)), json(super::diagnose_store(&unreduced, end)))
+}
+
+fn reducible(f: &[crate::engine::Finished]) -> [usize; 3] {
+    let mut n = [0; 3];
+    for x in f.iter().map(FlowFacts::from) {
+        match x.kind() {
+            super::Kind::Plain => n[0] += 1,
+            super::Kind::HalfOpen => n[1] += 1,
+            super::Kind::Timeout => n[2] += 1,
+            super::Kind::Full => {}
+        }
+    }
+    n
+}
+
+#[test]
+fn reducing_flows_changes_no_diagnosis() {
+    // Healthy connections, an overflow with a SYN dropped, a refused
+    // attempt, with plain flows on either side of the others.
+    let mut l = Ladder::new();
+    for p in 0..4 {
+        connect(&mut l, 2000 + p, f64::from(p) * 10.0);
+    }
+    dropped_ack(&mut l, 3000, 100.0);
+    l.client_port = 3001;
+    l.seg(C, SYN, 100, 0, 0, 150.0, 1000);
+    l.seg(C, SYN, 100, 0, 0, 1150.0, 1000);
+    connect(&mut l, 2100, 5000.0);
+    l.client_port = 2300;
+    l.seg(C, SYN, 100, 0, 0, 7000.0, 1000);
+    l.seg(S, RST | ACK, 0, 101, 0, 7000.5, 0);
+    let (f, end) = l.finish_with_end();
+    assert!(reducible(&f)[0] >= 5 && reducible(&f)[2] >= 1, "{:?}", reducible(&f));
+    let (reduced, unreduced) = reduced_and_unreduced(&f, end);
+    assert_eq!(reduced, unreduced);
+    assert_eq!(reduced[0]["verdict"], "accept_queue_overflow");
+
+    // A flood: half-open attempts, some SYN-ACKs repeated, one connection,
+    // more attempts than the evidence lists.
+    for repeated in [false, true] {
+        let mut l = Ladder::new();
+        connect(&mut l, 1999, 0.0);
+        for p in 0..30u16 {
+            l.client_port = 5000 + p;
+            l.seg(C, SYN, 100, 0, 0, 10.0 + f64::from(p), 1000);
+            l.seg(S, SA, 900, 101, 0, 10.1 + f64::from(p), 1000);
+            if repeated && p == 7 {
+                l.seg(S, SA, 900, 101, 0, 1010.1 + f64::from(p), 1000);
+            }
+        }
+        l.other_frame(9000.0);
+        let (f, end) = l.finish_with_end();
+        assert!(reducible(&f)[1] >= 29, "{:?}", reducible(&f));
+        let (reduced, unreduced) = reduced_and_unreduced(&f, end);
+        assert_eq!(reduced, unreduced);
+        assert_eq!(reduced[0]["verdict"], "syn_flood");
+        assert_eq!(reduced[0]["explanation"].as_str().unwrap().contains("SYN cookies"), !repeated);
+    }
+
+    // Nothing answered: more timeouts than the evidence lists.
+    let mut l = Ladder::new();
+    for p in 0..25u16 {
+        l.client_port = 6000 + p;
+        l.seg(C, SYN, 100, 0, 0, f64::from(p), 1000);
+        l.seg(C, SYN, 100, 0, 0, 1000.0 + f64::from(p), 1000);
+    }
+    let (f, end) = l.finish_with_end();
+    assert_eq!(reducible(&f)[2], 25);
+    let (reduced, unreduced) = reduced_and_unreduced(&f, end);
+    assert_eq!(reduced, unreduced);
+    assert_eq!(reduced[0]["verdict"], "unreachable_or_filtered");
 }
