@@ -3,6 +3,8 @@
 //! side is the client, and what the facts mean, is decided later by
 //! [`classify`](crate::classify), once the stream is finished.
 
+use std::num::NonZeroU64;
+
 use crate::analysis::{AnalysisFlags, FlagCounts, seq::gt};
 use crate::decode::{IcmpError, Segment, TcpFlags};
 use crate::stream::Endpoint;
@@ -14,12 +16,21 @@ use crate::time::Timestamp;
 const COPY_WINDOW_NS: i64 = 1_000_000;
 
 /// Where and when something happened: a frame number and its timestamp.
+/// The frame number is never 0, which makes an `Option<At>` as small as an
+/// `At` (a stream record holds about thirty of them).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct At {
     /// 1-based frame number.
-    pub frame: u64,
+    pub frame: NonZeroU64,
     /// Capture time.
     pub ts: Timestamp,
+}
+
+impl At {
+    /// Frame `frame` (1-based; 0 is taken as 1) at `ts`.
+    pub fn new(frame: u64, ts: Timestamp) -> Self {
+        At { frame: NonZeroU64::new(frame).unwrap_or(NonZeroU64::MIN), ts }
+    }
 }
 
 /// A SYN or SYN-ACK as first seen.
@@ -53,8 +64,9 @@ pub struct SideRecord {
     pub packets: u64,
     /// Payload bytes sent (`tcp.len` summed).
     pub bytes: u64,
-    /// Analysis flags, counted per frame.
-    pub flags: FlagCounts,
+    /// Analysis flags, counted per frame (see [`SideRecord::flags`]); boxed
+    /// on the first flag, as most sides never have one.
+    flags: Option<Box<FlagCounts>>,
     /// First pure SYN.
     pub syn: Option<SynInfo>,
     /// Pure SYNs sent.
@@ -104,6 +116,14 @@ pub struct SideRecord {
     pub first: Option<At>,
     /// Last frame from this side.
     pub last: Option<At>,
+}
+
+impl SideRecord {
+    /// Analysis flags, counted per frame.
+    pub fn flags(&self) -> &FlagCounts {
+        static NONE: FlagCounts = FlagCounts([0; AnalysisFlags::COUNT]);
+        self.flags.as_deref().unwrap_or(&NONE)
+    }
 }
 
 /// An ICMP error that quoted a segment of this stream.
@@ -232,7 +252,9 @@ impl StreamRecord {
         side.last = Some(at);
         side.packets += 1;
         side.bytes += u64::from(len);
-        side.flags.add(flags);
+        if !flags.is_empty() {
+            side.flags.get_or_insert_default().add(flags);
+        }
         let info = SynInfo { at, isn: seg.seq, ack: seg.ack, len };
         if f.is_pure_syn() {
             side.syns += 1;

@@ -51,7 +51,7 @@ impl Ladder {
 
     fn at(&mut self, t_ms: f64) -> At {
         self.frame += 1;
-        At { frame: self.frame, ts: Timestamp((t_ms * 1e6) as i64) }
+        At::new(self.frame, Timestamp((t_ms * 1e6) as i64))
     }
 
     /// Feed one segment; returns (stream, flags printed).

@@ -192,7 +192,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
                 ResetPhase::HandshakeAck
             };
             v.label = Label::Reset;
-            v.reset = Some(ResetCause { by: Role::Server, phase, frame: rst.at.frame });
+            v.reset = Some(ResetCause { by: Role::Server, phase, frame: rst.at.frame.get() });
             v.reason = format!(
                 "the server answered the client's {} with a RST in frame {} (seq {}{}): it had no connection, as on accept-queue overflow with tcp_abort_on_overflow=1",
                 if phase == ResetPhase::Data { "data" } else { "handshake ACK" },
@@ -254,7 +254,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     if let Some(sa) = syn_ack {
         if let Some(rst) = cs.rst.filter(|x| x.at.frame > sa.at.frame) {
             v.label = Label::Reset;
-            v.reset = Some(ResetCause { by: Role::Client, phase: ResetPhase::AfterSynAck, frame: rst.at.frame });
+            v.reset = Some(ResetCause { by: Role::Client, phase: ResetPhase::AfterSynAck, frame: rst.at.frame.get() });
             v.reason = format!(
                 "the client answered the SYN-ACK of frame {} with a RST in frame {}",
                 sa.at.frame, rst.at.frame
@@ -297,7 +297,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     };
     if let (true, Some(x)) = (rst_first, rst) {
         v.label = Label::Reset;
-        v.reset = Some(ResetCause { by: Role::Server, phase: ResetPhase::Syn, frame: x.at.frame });
+        v.reset = Some(ResetCause { by: Role::Server, phase: ResetPhase::Syn, frame: x.at.frame.get() });
         v.reason = format!(
             "the server refused the connection: its RST in frame {} answered the SYN of frame {}",
             x.at.frame, syn.at.frame
@@ -351,7 +351,7 @@ fn server_holds(
     server_next: Option<u32>,
 ) -> Option<String> {
     if ss.bytes > 0 {
-        let f = ss.first_data.map_or(0, |a| a.frame);
+        let f = ss.first_data.map_or(0, |a| a.frame.get());
         return Some(format!("the server sent {} (first in frame {})", plural(ss.bytes, "byte", "bytes"), f));
     }
     if let (Some(m), Some(n)) = (ss.max_ack, client_next)

@@ -154,7 +154,7 @@ impl From<&Finished> for FlowFacts {
     fn from(f: &Finished) -> Self {
         let c = f.verdict.client_dir;
         let (cs, ss) = (&f.record.sides[c], &f.record.sides[1 - c]);
-        let both = |bit| cs.flags.get(bit) + ss.flags.get(bit);
+        let both = |bit| cs.flags().get(bit) + ss.flags().get(bit);
         FlowFacts {
             stream: f.record.stream,
             label: f.verdict.label,
@@ -326,7 +326,7 @@ impl FactStore {
             r.streams.pop_last();
         }
         r.clients.insert(x.client.addr);
-        let syn = x.syn.unwrap_or(At { frame: 0, ts: Timestamp(0) });
+        let syn = x.syn.unwrap_or(At::new(1, Timestamp(0)));
         match kind {
             Kind::Plain => {
                 r.plain += 1;
@@ -346,10 +346,10 @@ impl FactStore {
                         r.half_open_first_repeated_syn_ack = min(r.half_open_first_repeated_syn_ack);
                     }
                 }
-                keep_smallest(&mut r.half_open_evidence, x.stream, syn.frame);
+                keep_smallest(&mut r.half_open_evidence, x.stream, syn.frame.get());
             }
             Kind::Timeout => {
-                r.timeouts.push((syn.ts, x.stream, syn.frame));
+                r.timeouts.push((syn.ts, x.stream, syn.frame.get()));
                 r.timeout_syn_retx += u64::from(x.syn_retx);
             }
             Kind::Full => {}
@@ -577,7 +577,7 @@ fn diagnose_server(
         }
         let ev = evidence(
             ack_dropped.iter().map(|x| x.stream).chain(syn_dropped.iter().map(|&(stream, _)| stream)),
-            ack_dropped.iter().filter_map(|x| x.hs_ack_at.map(|a| a.frame)),
+            ack_dropped.iter().filter_map(|x| x.hs_ack_at.map(|a| a.frame.get())),
         );
         let limit = estimate.map_or("the current limit".to_string(), |e| e.to_string());
         let remedy = format!(
@@ -619,7 +619,7 @@ fn diagnose_server(
         }
         let mut first: Vec<(u32, Option<u64>)> = half_open
             .iter()
-            .map(|x| (x.stream, x.syn.map(|s| s.frame)))
+            .map(|x| (x.stream, x.syn.map(|s| s.frame.get())))
             .chain(r.half_open_evidence.iter().map(|(&stream, &frame)| (stream, Some(frame))))
             .collect();
         first.sort_unstable();
@@ -650,7 +650,7 @@ fn diagnose_server(
     let mut failed: Vec<(u32, Option<u64>)> = flows
         .iter()
         .filter(|x| label_is(x, Label::SynTimeout) || label_is(x, Label::Unreachable))
-        .map(|x| (x.stream, x.syn.map(|s| s.frame)))
+        .map(|x| (x.stream, x.syn.map(|s| s.frame.get())))
         .chain(r.timeouts.iter().map(|&(_, stream, frame)| (stream, Some(frame))))
         .collect();
     failed.sort_unstable();

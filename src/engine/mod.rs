@@ -341,7 +341,7 @@ impl Engine {
             }
             _ => &[],
         };
-        self.on_segment(&seg, payload, At { frame: frame.number, ts: frame.ts }, selected);
+        self.on_segment(&seg, payload, At::new(frame.number, frame.ts), selected);
     }
 
     /// Process one decoded TCP header (the part of [`Engine::on_frame`]

@@ -133,8 +133,8 @@ impl Flow {
         let v = &f.verdict;
         let c = v.client_dir;
         let (cs, ss) = (&r.sides[c], &r.sides[1 - c]);
-        let first = r.first.map_or((0, Timestamp(0)), |a| (a.frame, a.ts));
-        let last = r.last.map_or(first, |a| (a.frame, a.ts));
+        let first = r.first.map_or((0, Timestamp(0)), |a| (a.frame.get(), a.ts));
+        let last = r.last.map_or(first, |a| (a.frame.get(), a.ts));
         Flow {
             stream: r.stream,
             label: v.label,
@@ -144,15 +144,15 @@ impl Flow {
             client_rule: v.client_rule,
             packets: PerRole { client: cs.packets, server: ss.packets },
             bytes: PerRole { client: cs.bytes, server: ss.bytes },
-            analysis: cs.flags.plus(&ss.flags),
-            analysis_by_direction: PerRole { client: cs.flags, server: ss.flags },
+            analysis: cs.flags().plus(ss.flags()),
+            analysis_by_direction: PerRole { client: *cs.flags(), server: *ss.flags() },
             handshake: Handshake {
                 syn: cs.syns,
                 syn_retransmissions: cs.syn_retransmissions,
                 syn_ack: ss.syn_acks,
                 syn_ack_retransmissions: ss.syn_ack_retransmissions,
                 syn_ack_after_client_ack: ss.syn_acks_after_peer_ack,
-                client_ack_frame: v.handshake_ack.map(|a| a.frame),
+                client_ack_frame: v.handshake_ack.map(|a| a.frame.get()),
                 rtt_s: (r.irtt_ns != 0).then(|| r.irtt_ns as f64 / 1e9),
             },
             reset: v.reset,
@@ -164,7 +164,7 @@ impl Flow {
                     E::ParameterProblem => ("parameter_problem", None),
                     E::Other => ("other", None),
                 };
-                IcmpOut { frame: i.at.frame, kind, code }
+                IcmpOut { frame: i.at.frame.get(), kind, code }
             }),
             icmp_quotes: r.icmp_quotes,
             end: End {
