@@ -63,13 +63,13 @@ impl<W: io::Write> Reporting<W> {
     pub fn finished(&mut self, done: impl IntoIterator<Item = Finished>) -> io::Result<()> {
         for f in done {
             self.streams_total += 1;
-            if !f.record.selected {
+            if !f.record().selected {
                 continue;
             }
             self.facts.push(FlowFacts::from(&f));
             use flowclass::classify::Label as L;
             if matches!(f.verdict.label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
-                *self.trouble.entry(f.record.endpoints[1 - f.verdict.client_dir]).or_default() += 1;
+                *self.trouble.entry(f.record().endpoints[1 - f.verdict.client_dir]).or_default() += 1;
             }
             if self.labels.is_empty() || self.labels.contains(&f.verdict.label) {
                 self.writer.flow(Flow::from_finished(&f))?;

@@ -153,13 +153,13 @@ pub struct FlowFacts {
 impl From<&Finished> for FlowFacts {
     fn from(f: &Finished) -> Self {
         let c = f.verdict.client_dir;
-        let (cs, ss) = (&f.record.sides[c], &f.record.sides[1 - c]);
+        let (cs, ss) = (&f.record().sides[c], &f.record().sides[1 - c]);
         let both = |bit| cs.flags().get(bit) + ss.flags().get(bit);
         FlowFacts {
-            stream: f.record.stream,
+            stream: f.record().stream,
             label: f.verdict.label,
-            server: f.record.endpoints[1 - c],
-            client: f.record.endpoints[c],
+            server: f.record().endpoints[1 - c],
+            client: f.record().endpoints[c],
             attempt: cs.syn.is_some() || ss.syn_ack.is_some(),
             syn: cs.syn.map(|s| s.at),
             syn_retx: cs.syn_retransmissions,

@@ -153,10 +153,19 @@ impl StreamState {
 
 /// A finished stream: its facts and its verdict.
 pub struct Finished {
-    /// Facts.
-    pub record: StreamRecord,
+    /// The stream's whole state, passed on as it was boxed: a record is
+    /// most of a kilobyte, and moving it through the report cost more than
+    /// formatting it.
+    state: Box<StreamState>,
     /// Label, reason and roles.
     pub verdict: Verdict,
+}
+
+impl Finished {
+    /// Facts.
+    pub fn record(&self) -> &StreamRecord {
+        &self.state.record
+    }
 }
 
 /// Shortest quiet time before a stream still in its handshake is finished:
@@ -295,7 +304,7 @@ impl Engine {
         st.record.irtt_ns = st.analysis.irtt_ns;
         let end = Some(self.clock.max(st.last_ts));
         let verdict = classify::classify(&st.record, end);
-        self.ready.push(Finished { record: st.record, verdict });
+        self.ready.push(Finished { state: st, verdict });
     }
 
     /// Hold at most `max_flows` streams: finish the ones due soonest.

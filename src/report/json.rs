@@ -138,7 +138,14 @@ fn endpoint(out: &mut Vec<u8>, e: &crate::stream::Endpoint) {
     out.push(b'}');
 }
 
+/// The counters object when every count is 0 (most flows, most directions).
+const NO_FLAGS: &[u8] = b"{\"retransmission\":0,\"fast_retransmission\":0,\"spurious_retransmission\":0,\"out_of_order\":0,\"lost_segment\":0,\"ack_lost_segment\":0,\"duplicate_ack\":0,\"keep_alive\":0,\"keep_alive_ack\":0,\"zero_window\":0,\"zero_window_probe\":0,\"zero_window_probe_ack\":0,\"window_update\":0,\"window_full\":0,\"reused_ports\":0}";
+
 fn flags(out: &mut Vec<u8>, c: &crate::analysis::FlagCounts) {
+    if c.0.iter().all(|&n| n == 0) {
+        out.extend_from_slice(NO_FLAGS);
+        return;
+    }
     for (i, (_, name)) in crate::analysis::AnalysisFlags::NAMES.iter().enumerate() {
         out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
         out.extend_from_slice(name.as_bytes());
@@ -146,4 +153,19 @@ fn flags(out: &mut Vec<u8>, c: &crate::analysis::FlagCounts) {
         int(out, c.0[i]);
     }
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_zero_counters_object_is_what_the_loop_writes() {
+        let mut zero = crate::analysis::FlagCounts::default();
+        let mut looped = Vec::new();
+        // One non-zero count takes the loop; then compare with its zero
+        // rendering.
+        zero.0[0] = 7;
+        super::flags(&mut looped, &zero);
+        let looped = String::from_utf8(looped).unwrap().replacen(":7", ":0", 1);
+        assert_eq!(looped.as_bytes(), super::NO_FLAGS);
+    }
 }

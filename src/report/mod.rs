@@ -129,7 +129,7 @@ pub struct Flow {
 impl Flow {
     /// Build the reported flow from a finished stream.
     pub fn from_finished(f: &Finished) -> Flow {
-        let r = &f.record;
+        let r = f.record();
         let v = &f.verdict;
         let c = v.client_dir;
         let (cs, ss) = (&r.sides[c], &r.sides[1 - c]);
