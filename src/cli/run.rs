@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, IsTerminal};
 
 use flowclass::decode::SkipReason;
 use flowclass::diagnose::{FactStore, FlowFacts, diagnose_store};
-use flowclass::engine::{Config, Engine, Finished};
+use flowclass::engine::{Config, Engine, Finished, pipeline};
 use flowclass::report::sink::{Format as OutFormat, ReportWriter};
 use flowclass::report::{Flow, Header, ServerOut};
 use flowclass::source::{FileSet, FrameFilter};
@@ -163,17 +163,21 @@ pub fn run(args: Args) -> u8 {
         max_flows: args.max_flows,
         ..files
     });
-    while let Some(frame) = set.next_frame() {
-        let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
-        engine.on_frame(&frame, selected);
+    // Reading and decoding run on a second thread (see `pipeline`).
+    let mut write_error = None;
+    pipeline::run_files(&mut set, filter.as_mut(), &mut engine, |engine| {
         if engine.has_finished()
             && let Err(e) = report.finished(engine.take_finished())
         {
-            return write_outcome(e, EXIT_OK);
+            write_error = Some(e);
+            return false;
         }
+        true
+    });
+    if let Some(e) = write_error {
+        return write_outcome(e, EXIT_OK);
     }
     let inputs = set.inputs();
-    let mut write_error = None;
     let stats = engine.finish_with(|f| {
         if write_error.is_none()
             && let Err(e) = report.finished([f])

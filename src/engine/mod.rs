@@ -17,6 +17,7 @@
 //! not depend on the machine. A finished stream leaves a tombstone in the
 //! stream table so that stragglers keep Wireshark's numbering.
 
+pub mod pipeline;
 mod slots;
 
 use std::cmp::Reverse;
@@ -333,24 +334,27 @@ impl Engine {
     /// user's filter: every frame is analysed (so stream numbers stay
     /// Wireshark's), but only streams with a selected frame are reported.
     pub fn on_frame(&mut self, frame: &Frame<'_>, selected: bool) {
+        let decoded = self.decoder.decode(frame.link, frame.data, frame.wire_len, frame.ts.0);
+        let payload = match &decoded {
+            Decoded::Tcp(seg) => payload_of(seg, frame.data),
+            Decoded::Skip(_) => &[],
+        };
+        self.on_decoded(decoded, payload, At::new(frame.number, frame.ts), selected);
+    }
+
+    /// Process one frame decoded elsewhere (see [`pipeline`]): `payload`
+    /// is its captured TCP payload (only needed on the SOCKS port).
+    pub fn on_decoded(&mut self, decoded: Decoded, payload: &[u8], at: At, selected: bool) {
         self.stats.frames += 1;
-        let seg = match self.decoder.decode(frame.link, frame.data, frame.wire_len, frame.ts.0) {
-            Decoded::Tcp(seg) => seg,
+        match decoded {
+            Decoded::Tcp(seg) => {
+                self.on_segment(&seg, payload, at, selected);
+            }
             Decoded::Skip(reason) => {
                 self.stats.skipped[reason.index()] += 1;
-                self.note_time(frame.ts);
-                return;
+                self.note_time(at.ts);
             }
-        };
-        // The captured payload, without link-layer padding.
-        let payload = match (seg.payload_offset, seg.payload_len) {
-            (Some(off), Some(len)) => {
-                let rest = frame.data.get(off as usize..).unwrap_or(&[]);
-                rest.get(..len as usize).unwrap_or(rest)
-            }
-            _ => &[],
-        };
-        self.on_segment(&seg, payload, At::new(frame.number, frame.ts), selected);
+        }
     }
 
     /// Process one decoded TCP header (the part of [`Engine::on_frame`]
@@ -474,6 +478,18 @@ impl Engine {
             }
         }
         self.stats
+    }
+}
+
+/// The captured payload of `seg` within its frame's bytes, without
+/// link-layer padding.
+pub fn payload_of<'a>(seg: &Segment, data: &'a [u8]) -> &'a [u8] {
+    match (seg.payload_offset, seg.payload_len) {
+        (Some(off), Some(len)) => {
+            let rest = data.get(off as usize..).unwrap_or(&[]);
+            rest.get(..len as usize).unwrap_or(rest)
+        }
+        _ => &[],
     }
 }
 
