@@ -19,6 +19,9 @@
 #   TSHARK_REPS=1     runs of tshark (about 20 s each on the main file)
 #   MAIN_CONNS=125000 streams in the main (mixed) file: ~1.06M frames, ~200 MB
 #   MEM_CONNS=50000   streams of the short-connection memory file (x1 and x10)
+#   MEM_RATE=200      their arrival rate (streams/s): the x1 capture then lasts
+#                     250 s, longer than the 120 s close linger, so x1 and x10
+#                     both reach the steady state a long capture has
 #   FLOWS=1000000     SYNs (= flows) of the flood file
 #   TOOL_TIMEOUT=900  seconds before any one measured command is killed
 #   SKIP_TSHARK=1 / SKIP_TCPTRACE=1   leave a reference tool out
@@ -36,6 +39,7 @@ REPS=${REPS:-5}
 TSHARK_REPS=${TSHARK_REPS:-1}
 MAIN_CONNS=${MAIN_CONNS:-125000}
 MEM_CONNS=${MEM_CONNS:-50000}
+MEM_RATE=${MEM_RATE:-200}
 FLOWS=${FLOWS:-1000000}
 TOOL_TIMEOUT=${TOOL_TIMEOUT:-900}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -81,8 +85,8 @@ say "generating inputs into $BENCH_DIR"
 MAIN=$BENCH_DIR/main.pcap
 gen "$MAIN" --mix mixed --connections "$MAIN_CONNS"
 gen "$BENCH_DIR/empty.pcap" --mix short --connections 0
-gen "$BENCH_DIR/short-x1.pcap" --mix short --connections "$MEM_CONNS" --repeat 1
-gen "$BENCH_DIR/short-x10.pcap" --mix short --connections "$MEM_CONNS" --repeat 10
+gen "$BENCH_DIR/short-x1.pcap" --mix short --connections "$MEM_CONNS" --repeat 1 --rate "$MEM_RATE"
+gen "$BENCH_DIR/short-x10.pcap" --mix short --connections "$MEM_CONNS" --repeat 10 --rate "$MEM_RATE"
 gen "$BENCH_DIR/flood.pcap" --mix flood --connections "$FLOWS"
 
 # --- measuring ---------------------------------------------------------------
