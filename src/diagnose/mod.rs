@@ -226,6 +226,14 @@ impl FlowFacts {
 /// distinct clients and sources are lower bounds.
 const DISTINCT_MAX: usize = 1 << 20;
 
+/// Bare SYN timeouts whose SYN time is kept per server, at most (a flood
+/// of unanswered SYNs would otherwise keep 24 bytes each); the others are
+/// counted.
+#[cfg(not(test))]
+const TIMEOUTS_MAX: usize = 1 << 20;
+#[cfg(test)]
+const TIMEOUTS_MAX: usize = 16;
+
 /// A set of addresses that stops growing at [`DISTINCT_MAX`].
 #[derive(Default)]
 struct Distinct {
@@ -274,9 +282,18 @@ struct Reduced {
     half_open_first_repeated_syn_ack: Option<Timestamp>,
     /// The first ones: stream and SYN frame, in stream order.
     half_open_evidence: BTreeMap<u32, u64>,
-    /// Bare SYN timeouts: SYN time, stream and SYN frame (24 bytes each).
+    /// Bare SYN timeouts: SYN time, stream and SYN frame (24 bytes each),
+    /// the first [`TIMEOUTS_MAX`] of them.
     timeouts: Vec<(Timestamp, u32, u64)>,
+    /// Bare SYN timeouts beyond those: only counted.
+    timeouts_uncompared: u64,
     timeout_syn_retx: u64,
+}
+
+impl Reduced {
+    fn timeout_count(&self) -> u64 {
+        self.timeouts.len() as u64 + self.timeouts_uncompared
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -349,7 +366,11 @@ impl FactStore {
                 keep_smallest(&mut r.half_open_evidence, x.stream, syn.frame.get());
             }
             Kind::Timeout => {
-                r.timeouts.push((syn.ts, x.stream, syn.frame.get()));
+                if r.timeouts.len() < TIMEOUTS_MAX {
+                    r.timeouts.push((syn.ts, x.stream, syn.frame.get()));
+                } else {
+                    r.timeouts_uncompared += 1;
+                }
                 r.timeout_syn_retx += u64::from(x.syn_retx);
             }
             Kind::Full => {}
@@ -400,7 +421,7 @@ pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<
             let flows = groups.remove(&server).unwrap_or_default();
             let reduced = store.reduced.get(&server);
             let attempts = flows.iter().filter(|x| x.attempt).count() as u64
-                + reduced.map_or(0, |r| r.plain + r.half_open + r.timeouts.len() as u64);
+                + reduced.map_or(0, |r| r.plain + r.half_open + r.timeout_count());
             (attempts > 0).then(|| diagnose_server(server, &flows, reduced, attempts, end))
         })
         .collect()
@@ -448,7 +469,14 @@ fn diagnose_server(
     }
     *labels.entry(Label::Established.as_str()).or_default() += r.plain;
     *labels.entry(Label::SynackUnacked.as_str()).or_default() += r.half_open;
-    *labels.entry(Label::SynTimeout.as_str()).or_default() += r.timeouts.len() as u64;
+    *labels.entry(Label::SynTimeout.as_str()).or_default() += r.timeout_count();
+    let mut notes = Vec::new();
+    if r.timeouts_uncompared > 0 {
+        notes.push(format!(
+            "{} SYN timeouts after the first {TIMEOUTS_MAX} were counted but not compared with the connections the server held",
+            r.timeouts_uncompared
+        ));
+    }
     let syn_retransmissions =
         flows.iter().map(|x| u64::from(x.syn_retx)).sum::<u64>() + r.half_open_syn_retx + r.timeout_syn_retx;
     let syn_ack_retransmissions =
@@ -481,7 +509,6 @@ fn diagnose_server(
 
     // Capture loss: ACKs of bytes the capture never showed.
     let acked_unseen: u64 = flows.iter().map(|x| u64::from(x.ack_lost)).sum();
-    let mut notes = Vec::new();
     if acked_unseen > 0 {
         notes.push(format!(
             "capture_loss: {acked_unseen} ACKs acknowledge segments the capture never saw; the capture missed packets, so every count here is a lower bound"
@@ -661,7 +688,7 @@ fn diagnose_server(
     if succeeded == 0 && !failed.is_empty() {
         let explanation = format!(
             "none of {attempts} attempts got an answer from the server: {} SYN timeouts, {} ICMP errors",
-            count(flows, |x| label_is(x, Label::SynTimeout)) + r.timeouts.len() as u64,
+            count(flows, |x| label_is(x, Label::SynTimeout)) + r.timeout_count(),
             count(flows, |x| label_is(x, Label::Unreachable))
         );
         let ev = evidence(failed.iter().map(|x| x.0), failed.iter().filter_map(|x| x.1));

@@ -196,16 +196,34 @@ fn reducing_flows_changes_no_diagnosis() {
         assert_eq!(reduced[0]["explanation"].as_str().unwrap().contains("SYN cookies"), !repeated);
     }
 
-    // Nothing answered: more timeouts than the evidence lists.
+    // Nothing answered: more timeouts than the evidence lists (and fewer
+    // than the store keeps in tests).
     let mut l = Ladder::new();
-    for p in 0..25u16 {
+    for p in 0..14u16 {
         l.client_port = 6000 + p;
         l.seg(C, SYN, 100, 0, 0, f64::from(p), 1000);
         l.seg(C, SYN, 100, 0, 0, 1000.0 + f64::from(p), 1000);
     }
     let (f, end) = l.finish_with_end();
-    assert_eq!(reducible(&f)[2], 25);
+    assert_eq!(reducible(&f)[2], 14);
     let (reduced, unreduced) = reduced_and_unreduced(&f, end);
     assert_eq!(reduced, unreduced);
     assert_eq!(reduced[0]["verdict"], "unreachable_or_filtered");
+}
+
+#[test]
+fn timeouts_beyond_the_kept_ones_are_counted_and_noted() {
+    let mut l = Ladder::new();
+    for p in 0..20u16 {
+        l.client_port = 6000 + p;
+        l.seg(C, SYN, 100, 0, 0, f64::from(p), 1000);
+    }
+    l.other_frame(9000.0);
+    let (f, end) = l.finish_with_end();
+    let d = diagnose(&f, end);
+    assert_eq!(d[0].labels["syn_timeout"], 20);
+    assert_eq!(d[0].attempts, 20);
+    assert_eq!(d[0].verdict, ServerVerdict::UnreachableOrFiltered);
+    assert!(d[0].explanation.contains("20 SYN timeouts"), "{}", d[0].explanation);
+    assert!(d[0].notes.iter().any(|n| n.starts_with("4 SYN timeouts after the first 16")), "{:?}", d[0].notes);
 }
