@@ -174,6 +174,10 @@ impl Finished {
 /// late first retry and for Linux's linear SYN retries (1 s apart).
 const MIN_QUIET_NS: i64 = 3_000_000_000;
 
+/// How often, in capture time, a held stream's due time is recomputed at
+/// most (closing is noticed within this much of the linger).
+const RECHECK_NS: i64 = 10_000_000_000;
+
 /// The streaming engine.
 pub struct Engine {
     config: Config,
@@ -253,7 +257,11 @@ impl Engine {
             let Some(st) = self.live(id, slot) else { continue };
             let actual = self.due_time(st);
             if actual >= now {
-                self.due.push(Reverse((actual, id, slot)));
+                // Packets never touch the heap, so a stream whose due time
+                // is far off (open, with no idle timeout) is looked at
+                // again now and then: it may have closed by then.
+                let again = Timestamp(now.0.saturating_add(RECHECK_NS));
+                self.due.push(Reverse((actual.min(again), id, slot)));
             } else {
                 self.finish_stream(slot);
             }
@@ -507,5 +515,51 @@ fn kind_of(seg: &Segment) -> SegKind {
         SegKind::SynAck
     } else {
         SegKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    /// A connection that closes long after its handshake.
+    fn long_connection(l: &mut Ladder, port: u16, t: f64, close_after_ms: f64) {
+        l.client_port = port;
+        l.seg(C, SYN, 100, 0, 0, t, 1000);
+        l.seg(S, SA, 900, 101, 0, t + 1.0, 1000);
+        l.seg(C, ACK, 101, 901, 0, t + 2.0, 1000);
+        let end = t + close_after_ms;
+        l.seg(C, FIN | ACK, 101, 901, 0, end, 1000);
+        l.seg(S, FIN | ACK, 901, 102, 0, end + 1.0, 1000);
+        l.seg(C, ACK, 102, 902, 0, end + 2.0, 1000);
+    }
+
+    #[test]
+    fn files_finish_closed_streams_after_the_linger_however_long_they_lived() {
+        for close_after_ms in [100.0, 5_000.0, 600_000.0] {
+            let mut l = Ladder::new();
+            long_connection(&mut l, 2000, 0.0, close_after_ms);
+            let closed = close_after_ms + 2.0;
+            // Quiet for less than the 120 s linger: still held.
+            l.other_frame(closed + 119_000.0);
+            assert!(!l.engine.has_finished(), "closed after {close_after_ms} ms: finished too early");
+            // Past it (and past the periodic re-check): reported.
+            l.other_frame(closed + 121_000.0 + super::RECHECK_NS as f64 / 1e6);
+            assert!(l.engine.has_finished(), "closed after {close_after_ms} ms: still held");
+            assert_eq!(l.engine.live_streams(), 0);
+        }
+    }
+
+    #[test]
+    fn capacity_bounds_the_streams_held() {
+        let mut l = Ladder::new();
+        l.engine = super::Engine::with_config(super::Config { max_flows: 3, ..super::Config::default() });
+        for p in 0..6u16 {
+            l.client_port = 3000 + p;
+            l.seg(C, SYN, 100, 0, 0, f64::from(p) * 10_000.0, 1000);
+            assert!(l.engine.live_streams() <= 3);
+        }
+        assert_eq!(l.engine.take_finished().len(), 3);
+        assert_eq!(l.engine.stats().finished_early, 3);
     }
 }
