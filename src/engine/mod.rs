@@ -152,6 +152,33 @@ impl StreamState {
     }
 }
 
+/// What the due-time check needs of a stream, kept beside its boxed state:
+/// the check runs long after the stream's last packet, when its state has
+/// left the cache (and the reader thread keeps the cache busy), so it
+/// should not have to fetch the state.
+#[derive(Clone, Copy)]
+struct Summary {
+    stream: StreamId,
+    closed: bool,
+    last_ts: Timestamp,
+}
+
+/// A held stream. The state is boxed: it is large, and growing the slot
+/// vector should not move it.
+struct Held {
+    summary: Summary,
+    state: Box<StreamState>,
+}
+
+impl Held {
+    fn new(stream: StreamId, a: Endpoint, b: Endpoint, now: Timestamp) -> Self {
+        Held {
+            summary: Summary { stream, closed: false, last_ts: now },
+            state: Box::new(StreamState::new(stream, a, b, now)),
+        }
+    }
+}
+
 /// A finished stream: its facts and its verdict.
 pub struct Finished {
     /// The stream's whole state, passed on as it was boxed: a record is
@@ -183,9 +210,8 @@ pub struct Engine {
     config: Config,
     decoder: Decoder,
     table: StreamTable,
-    /// Live streams' state, in the slot the stream table keeps for each.
-    /// Boxed: the state is large and growing the vector should not move it.
-    streams: Slots<Box<StreamState>>,
+    /// Live streams, in the slot the stream table keeps for each.
+    streams: Slots<Held>,
     /// (due time, stream, slot): when to look at a stream again. A stream
     /// has one entry at a time; packets never touch the heap (the due time
     /// is re-checked, and pushed later, when the entry comes up).
@@ -254,14 +280,15 @@ impl Engine {
                 break;
             }
             self.due.pop();
-            let Some(st) = self.live(id, slot) else { continue };
-            let actual = self.due_time(st);
+            let Some(held) = self.live(id, slot) else { continue };
+            let actual = self.due_time(held);
             if actual >= now {
-                // Packets never touch the heap, so a stream whose due time
-                // is far off (open, with no idle timeout) is looked at
-                // again now and then: it may have closed by then.
-                let again = Timestamp(now.0.saturating_add(RECHECK_NS));
-                self.due.push(Reverse((actual.min(again), id, slot)));
+                // Packets never touch the heap, so an open stream is looked
+                // at again now and then (it may have closed since); a
+                // closed one's due time only moves later.
+                let again =
+                    if held.summary.closed { actual } else { actual.min(Timestamp(now.0.saturating_add(RECHECK_NS))) };
+                self.due.push(Reverse((again, id, slot)));
             } else {
                 self.finish_stream(slot);
             }
@@ -270,19 +297,24 @@ impl Engine {
 
     /// Stream `id`'s state if it is still in `slot` (a heap entry may
     /// outlive its stream, and the slot be reused).
-    fn live(&self, id: StreamId, slot: Slot) -> Option<&StreamState> {
-        self.streams.get(slot).map(|b| &**b).filter(|st| st.record.stream == id)
+    fn live(&self, id: StreamId, slot: Slot) -> Option<&Held> {
+        self.streams.get(slot).filter(|h| h.summary.stream == id)
     }
 
     /// When a stream may be finished if nothing else arrives.
-    fn due_time(&self, st: &StreamState) -> Timestamp {
+    fn due_time(&self, held: &Held) -> Timestamp {
         let ns = |d: Duration| d.as_nanos().min(i64::MAX as u128) as i64;
         let after = |t: Timestamp, quiet: i64| Timestamp(t.0.saturating_add(quiet));
-        if st.record.is_closed() {
-            return after(st.last_ts, ns(self.config.close_linger));
+        let sum = held.summary;
+        if sum.closed {
+            return after(sum.last_ts, ns(self.config.close_linger));
         }
         let idle = ns(self.config.idle_timeout);
-        if !self.config.finish_stalled_handshakes || st.record.server_committed() {
+        if !self.config.finish_stalled_handshakes {
+            return after(sum.last_ts, idle);
+        }
+        let st = &*held.state;
+        if st.record.server_committed() {
             return after(st.last_ts, idle);
         }
         // Each end's retries back off exponentially: its next one is due
@@ -300,7 +332,8 @@ impl Engine {
 
     /// Classify the stream in `slot`, hand it out, and leave a tombstone.
     fn finish_stream(&mut self, slot: Slot) {
-        let Some(mut st) = self.streams.remove(slot) else { return };
+        let Some(Held { mut state, .. }) = self.streams.remove(slot) else { return };
+        let st = &mut *state;
         let id = st.record.stream;
         let [a, b] = st.record.endpoints;
         let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
@@ -313,7 +346,7 @@ impl Engine {
         st.record.irtt_ns = st.analysis.irtt_ns;
         let end = Some(self.clock.max(st.last_ts));
         let verdict = classify::classify(&st.record, end);
-        self.ready.push(Finished { state: st, verdict });
+        self.ready.push(Finished { state, verdict });
     }
 
     /// Hold at most `max_flows` streams: finish the ones due soonest.
@@ -376,7 +409,7 @@ impl Engine {
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
         let placed = self.table.place(&seg, streams.next_slot(), |slot, dir| {
-            streams.get(slot).and_then(|s| s.analysis.sides[dir].base_seq)
+            streams.get(slot).and_then(|h| h.state.analysis.sides[dir].base_seq)
         });
         if placed.late {
             self.stats.late_frames += 1;
@@ -384,18 +417,20 @@ impl Engine {
         }
         let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         if placed.created {
-            let slot = streams.insert(Box::new(StreamState::new(placed.stream, src, dst, at.ts)));
+            let slot = streams.insert(Held::new(placed.stream, src, dst, at.ts));
             debug_assert_eq!(slot, placed.slot);
             self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream, slot)));
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
         }
-        let Some(st) = streams.get_mut(placed.slot) else {
+        let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
             debug_assert!(false, "stream table and state out of step");
             return (placed.stream, AnalysisFlags::default());
         };
+        let st = &mut **state;
         st.record.selected |= selected;
         let dir = placed.dir;
         st.touch(dir, at.ts);
+        summary.last_ts = st.last_ts;
         let kind = match seg.origin {
             Origin::IcmpQuote(kind) => {
                 // Quoted headers get a stream but no analysis (reference §1.6).
@@ -436,6 +471,7 @@ impl Engine {
         // included, was captured (reference §2.4), though state was updated.
         let printed = if seg.options_complete { expand_for_output(flags) } else { AnalysisFlags::default() };
         st.record.on_segment(dir, &seg, len.unwrap_or(0), printed, at);
+        summary.closed = st.record.is_closed();
         if let Some(socks) = st.socks.as_mut()
             && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
         {
@@ -447,7 +483,7 @@ impl Engine {
                 (Endpoint { port: remote, ..src }, dst)
             };
             if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
-                let slot = self.streams.insert(Box::new(StreamState::new(id, a, b, at.ts)));
+                let slot = self.streams.insert(Held::new(id, a, b, at.ts));
                 self.due.push(Reverse((at.ts, id, slot)));
             }
         }
@@ -477,7 +513,7 @@ impl Engine {
         // No frame follows: the table (and the tombstones finishing would
         // add to it) is not needed any more.
         self.table = StreamTable::with_tombstones(0);
-        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, st)| (st.record.stream, slot)).collect();
+        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
         ids.sort_unstable();
         for (_, slot) in ids {
             self.finish_stream(slot);

@@ -170,8 +170,15 @@ impl Graveyard {
 #[derive(Clone, Copy, Debug)]
 struct Live {
     stream: StreamId,
-    side_a: Endpoint,
+    /// The first sender is the key's higher endpoint.
+    a_is_hi: bool,
     slot: u32,
+}
+
+impl Live {
+    fn side_a(&self, key: &StreamKey) -> Endpoint {
+        if self.a_is_hi { key.hi() } else { key.lo() }
+    }
 }
 
 /// Map from endpoint pair to its current stream, live or finished.
@@ -218,7 +225,7 @@ impl StreamTable {
     fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool, slot: u32) -> Placement {
         let id = self.next_index;
         self.next_index += 1;
-        self.current.insert(key, Live { stream: id, side_a, slot });
+        self.current.insert(key, Live { stream: id, a_is_hi: side_a != key.lo(), slot });
         Placement { stream: id, dir: 0, created: true, reused, late: false, slot }
     }
 
@@ -237,9 +244,10 @@ impl StreamTable {
     /// a tombstone with its sides' base sequence numbers.
     pub fn retire(&mut self, a: Endpoint, b: Endpoint, stream: StreamId, base_seq: [Option<u32>; 2]) {
         let key = StreamKey::new(a, b);
-        if let Some(&Live { stream: id, side_a, .. }) = self.current.get(&key)
-            && id == stream
+        if let Some(&live) = self.current.get(&key)
+            && live.stream == stream
         {
+            let side_a = live.side_a(&key);
             self.current.remove(&key);
             self.retired.bury(key, Tombstone { stream, side_a, base_seq });
         }
@@ -266,8 +274,9 @@ impl StreamTable {
         // Port reuse (reference §1.4.1): a new connection request whose ISN
         // differs from the sender's base sequence number.
         let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
-        if let Some(&Live { stream, side_a, slot }) = self.current.get(&key) {
-            let dir = usize::from(side_a != src);
+        if let Some(&live) = self.current.get(&key) {
+            let Live { stream, slot, .. } = live;
+            let dir = usize::from(live.side_a(&key) != src);
             if seg.flags.is_pure_syn() && splits(sender_base_seq(slot, dir)) {
                 return self.create(key, src, true, new_slot);
             }
