@@ -64,24 +64,17 @@ pub struct SideRecord {
     pub packets: u64,
     /// Payload bytes sent (`tcp.len` summed).
     pub bytes: u64,
-    /// Analysis flags, counted per frame (see [`SideRecord::flags`]); boxed
-    /// on the first flag, as most sides never have one.
-    flags: Option<Box<FlagCounts>>,
+    /// What most sides never have (see [`SideRecord::rare`]), boxed on
+    /// first use: a held stream's memory is mostly its record.
+    rare: Option<Box<SideRare>>,
     /// First pure SYN.
     pub syn: Option<SynInfo>,
     /// Pure SYNs sent.
     pub syns: u32,
-    /// Pure SYNs flagged as retransmissions.
-    pub syn_retransmissions: u32,
     /// First SYN-ACK.
     pub syn_ack: Option<SynInfo>,
     /// SYN-ACKs sent.
     pub syn_acks: u32,
-    /// SYN-ACKs flagged as retransmissions.
-    pub syn_ack_retransmissions: u32,
-    /// SYN-ACKs repeated after the peer had already acknowledged the first
-    /// one (the peer's first ACK acknowledged this ISN + 1).
-    pub syn_acks_after_peer_ack: u32,
     /// First segment with ACK, without SYN or RST (the handshake ACK when
     /// it acknowledges the peer's ISN + 1).
     pub first_ack: Option<(At, u32)>,
@@ -95,6 +88,29 @@ pub struct SideRecord {
     pub first_data: Option<At>,
     /// Last segment carrying payload.
     pub last_data: Option<At>,
+    /// This side's previous segment: (seq, ack, payload length, flags, time).
+    pub last_segment: Option<(u32, u32, u32, u16, Timestamp)>,
+    /// First FIN.
+    pub fin: Option<At>,
+    /// First and last frame from this side.
+    pub first: Option<At>,
+    /// Last frame from this side.
+    pub last: Option<At>,
+}
+
+/// The facts of a side that only some sides have: analysis flags,
+/// retransmissions, a RST.
+#[derive(Clone, Debug, Default)]
+pub struct SideRare {
+    /// Analysis flags, counted per frame.
+    pub flags: FlagCounts,
+    /// Pure SYNs flagged as retransmissions.
+    pub syn_retransmissions: u32,
+    /// SYN-ACKs flagged as retransmissions.
+    pub syn_ack_retransmissions: u32,
+    /// SYN-ACKs repeated after the peer had already acknowledged the first
+    /// one (the peer's first ACK acknowledged this ISN + 1).
+    pub syn_acks_after_peer_ack: u32,
     /// First retransmission (any kind) of data or FIN, SYNs excluded.
     pub first_data_retransmission: Option<At>,
     /// Data/FIN retransmissions (SYNs excluded).
@@ -104,25 +120,39 @@ pub struct SideRecord {
     /// both directions, the same packet on two VLANs or interfaces), not
     /// packets the sender really sent twice.
     pub capture_copies: u32,
-    /// This side's previous segment: (seq, ack, payload length, flags, time).
-    pub last_segment: Option<(u32, u32, u32, u16, Timestamp)>,
     /// First retransmission of any kind (SYN and SYN-ACK included).
     pub first_retransmission: Option<At>,
-    /// First FIN.
-    pub fin: Option<At>,
     /// First RST.
     pub rst: Option<RstInfo>,
-    /// First and last frame from this side.
-    pub first: Option<At>,
-    /// Last frame from this side.
-    pub last: Option<At>,
 }
 
+/// What a side without rare facts reads.
+static NO_RARE: SideRare = SideRare {
+    flags: FlagCounts([0; AnalysisFlags::COUNT]),
+    syn_retransmissions: 0,
+    syn_ack_retransmissions: 0,
+    syn_acks_after_peer_ack: 0,
+    first_data_retransmission: None,
+    data_retransmissions: 0,
+    capture_copies: 0,
+    first_retransmission: None,
+    rst: None,
+};
+
 impl SideRecord {
+    /// Flags, retransmissions and RST of this side (all zero or none for
+    /// most sides).
+    pub fn rare(&self) -> &SideRare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    fn rare_mut(&mut self) -> &mut SideRare {
+        self.rare.get_or_insert_default()
+    }
+
     /// Analysis flags, counted per frame.
     pub fn flags(&self) -> &FlagCounts {
-        static NONE: FlagCounts = FlagCounts([0; AnalysisFlags::COUNT]);
-        self.flags.as_deref().unwrap_or(&NONE)
+        &self.rare().flags
     }
 }
 
@@ -189,7 +219,7 @@ impl StreamRecord {
     /// A RST was seen, or a FIN from both sides: the connection is over.
     pub fn is_closed(&self) -> bool {
         let [a, b] = &self.sides;
-        a.rst.is_some() || b.rst.is_some() || (a.fin.is_some() && b.fin.is_some())
+        a.rare().rst.is_some() || b.rare().rst.is_some() || (a.fin.is_some() && b.fin.is_some())
     }
 
     /// The connection is past its handshake on both ends: a side
@@ -208,9 +238,9 @@ impl StreamRecord {
         // connection, not a failing one.
         let completed = |s: &SideRecord, peer: &SideRecord| {
             s.first_ack.is_some_and(|(_, ack)| peer.syn_ack.is_some() && Some(ack) == isn(peer))
-                && s.data_retransmissions == 0
-                && peer.data_retransmissions == 0
-                && peer.syn_acks_after_peer_ack == 0
+                && s.rare().data_retransmissions == 0
+                && peer.rare().data_retransmissions == 0
+                && peer.rare().syn_acks_after_peer_ack == 0
         };
         no_handshake
             || (a.bytes > 0 && b.bytes > 0)
@@ -253,16 +283,20 @@ impl StreamRecord {
         side.packets += 1;
         side.bytes += u64::from(len);
         if !flags.is_empty() {
-            side.flags.get_or_insert_default().add(flags);
+            side.rare_mut().flags.add(flags);
         }
         let info = SynInfo { at, isn: seg.seq, ack: seg.ack, len };
         if f.is_pure_syn() {
             side.syns += 1;
-            side.syn_retransmissions += u32::from(retx);
+            if retx {
+                side.rare_mut().syn_retransmissions += 1;
+            }
             side.syn.get_or_insert(info);
         } else if f.is_syn_ack() {
             side.syn_acks += 1;
-            side.syn_ack_retransmissions += u32::from(retx);
+            if retx {
+                side.rare_mut().syn_ack_retransmissions += 1;
+            }
             // A repeat of the SYN-ACK the peer already acknowledged. The
             // first SYN-ACK never counts: if it shows up after the ACK, that
             // is capture reordering, not a retransmission (label readings 7).
@@ -270,7 +304,7 @@ impl StreamRecord {
                 && first.isn == seg.seq
                 && peer_first_ack.is_some_and(|(_, a)| a == seg.seq.wrapping_add(1).wrapping_add(first.len))
             {
-                side.syn_acks_after_peer_ack += 1;
+                side.rare_mut().syn_acks_after_peer_ack += 1;
             }
             side.syn_ack.get_or_insert(info);
         } else if f.any(TcpFlags::ACK) {
@@ -292,23 +326,24 @@ impl StreamRecord {
             side.last_data = Some(at);
         }
         if retx {
-            side.first_retransmission.get_or_insert(at);
+            side.rare_mut().first_retransmission.get_or_insert(at);
             if side.last_segment.is_some_and(|(q, a, l, fl, t)| {
                 (q, a, l, fl) == (seg.seq, seg.ack, len, f.0) && at.ts.0.saturating_sub(t.0) < COPY_WINDOW_NS
             }) {
-                side.capture_copies += 1;
+                side.rare_mut().capture_copies += 1;
             }
         }
         side.last_segment = Some((seg.seq, seg.ack, len, f.0, at.ts));
         if retx && !f.any(TcpFlags::SYN) && (len > 0 || f.any(TcpFlags::FIN)) {
-            side.data_retransmissions += 1;
-            side.first_data_retransmission.get_or_insert(at);
+            let rare = side.rare_mut();
+            rare.data_retransmissions += 1;
+            rare.first_data_retransmission.get_or_insert(at);
         }
         if f.any(TcpFlags::FIN) {
             side.fin.get_or_insert(at);
         }
-        if f.any(TcpFlags::RST) && side.rst.is_none() {
-            side.rst = Some(RstInfo { at, seq: seg.seq, ack: f.any(TcpFlags::ACK).then_some(seg.ack) });
+        if f.any(TcpFlags::RST) && side.rare().rst.is_none() {
+            side.rare_mut().rst = Some(RstInfo { at, seq: seg.seq, ack: f.any(TcpFlags::ACK).then_some(seg.ack) });
         }
     }
 }

@@ -168,10 +168,10 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     if let Some(why) = server_holds(cs, ss, client_next, server_next) {
         v.label = Label::Established;
         v.reason = why;
-        if ss.syn_ack_retransmissions > 0 {
+        if ss.rare().syn_ack_retransmissions > 0 {
             v.reason += &format!(
                 "; it recovered after {} (a transient accept-queue overflow looks like this)",
-                plural(ss.syn_ack_retransmissions, "SYN-ACK retransmission", "SYN-ACK retransmissions")
+                plural(ss.rare().syn_ack_retransmissions, "SYN-ACK retransmission", "SYN-ACK retransmissions")
             );
         }
         v.reason += one_sided;
@@ -181,10 +181,10 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     if let Some(ack) = hs_ack {
         // A bare server RST right after the handshake ACK or first data,
         // before anyone retransmitted, ended the attempt (reading 4, 5).
-        if let Some(rst) = ss.rst.filter(|x| {
+        if let Some(rst) = ss.rare().rst.filter(|x| {
             x.at.frame > ack.frame
-                && before(x.at, ss.first_retransmission)
-                && before(x.at, cs.first_data_retransmission)
+                && before(x.at, ss.rare().first_retransmission)
+                && before(x.at, cs.rare().first_data_retransmission)
         }) {
             let phase = if cs.first_data.is_some_and(|d| d.frame < rst.at.frame) {
                 ResetPhase::Data
@@ -207,25 +207,25 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
         } else {
             String::new()
         };
-        if ss.syn_acks_after_peer_ack > 0 {
+        if ss.rare().syn_acks_after_peer_ack > 0 {
             v.label = Label::ClientThinksConnected;
             v.reason = format!(
                 "the server retransmitted its SYN-ACK {} after the client's ACK in frame {}{unacked}",
-                plural(ss.syn_acks_after_peer_ack, "time", "times"),
+                plural(ss.rare().syn_acks_after_peer_ack, "time", "times"),
                 ack.frame
             ) + one_sided;
             return v;
         }
-        if cs.data_retransmissions > 0 {
+        if cs.rare().data_retransmissions > 0 {
             v.label = Label::ClientThinksConnected;
             v.reason = format!(
                 "after the client's handshake ACK in frame {} the server never answered while the client retransmitted {}{unacked}",
                 ack.frame,
-                plural(cs.data_retransmissions, "time", "times")
+                plural(cs.rare().data_retransmissions, "time", "times")
             ) + one_sided;
             return v;
         }
-        if let Some(rst) = cs.rst.filter(|x| x.at.frame > ack.frame) {
+        if let Some(rst) = cs.rare().rst.filter(|x| x.at.frame > ack.frame) {
             // A client RST after its own ACK is how a client closes (reading 4).
             v.label = Label::Established;
             v.reason = format!(
@@ -252,7 +252,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
     }
 
     if let Some(sa) = syn_ack {
-        if let Some(rst) = cs.rst.filter(|x| x.at.frame > sa.at.frame) {
+        if let Some(rst) = cs.rare().rst.filter(|x| x.at.frame > sa.at.frame) {
             v.label = Label::Reset;
             v.reset = Some(ResetCause { by: Role::Client, phase: ResetPhase::AfterSynAck, frame: rst.at.frame.get() });
             v.reason = format!(
@@ -289,7 +289,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
         return v;
     };
     let icmp = r.icmp.filter(|i| i.quoted_dir == c);
-    let rst = ss.rst;
+    let rst = ss.rare().rst;
     let rst_first = match (rst, icmp) {
         (Some(x), Some(i)) => x.at.frame < i.at.frame,
         (Some(_), None) => true,
@@ -302,9 +302,11 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
             "the server refused the connection: its RST in frame {} answered the SYN of frame {}",
             x.at.frame, syn.at.frame
         );
-        if cs.syn_retransmissions > 0 {
-            v.reason +=
-                &format!(" after {}", plural(cs.syn_retransmissions, "SYN retransmission", "SYN retransmissions"));
+        if cs.rare().syn_retransmissions > 0 {
+            v.reason += &format!(
+                " after {}",
+                plural(cs.rare().syn_retransmissions, "SYN retransmission", "SYN retransmissions")
+            );
         }
         return v;
     }
@@ -331,7 +333,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
         secs(span),
         syn.at.frame
     );
-    if let Some(x) = cs.rst {
+    if let Some(x) = cs.rare().rst {
         v.reason += &format!("; it gave up with a RST in frame {}", x.at.frame);
     }
     v

@@ -175,5 +175,5 @@ fn reordered_syn_ack_after_ack_is_not_a_retransmission() {
     l.other_frame(5000.0);
     let f = l.finish();
     assert_eq!(f[0].verdict.label, Label::Established, "{}", f[0].verdict.reason);
-    assert_eq!(f[0].record().sides[1].syn_acks_after_peer_ack, 0);
+    assert_eq!(f[0].record().sides[1].rare().syn_acks_after_peer_ack, 0);
 }

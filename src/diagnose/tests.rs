@@ -119,7 +119,7 @@ fn capture_copies_are_not_a_lossy_path() {
         l.seg(S, ACK, 901 + i * 100, 112, 100, t + 0.01, 1000);
     }
     let (f, end) = l.finish_with_end();
-    assert_eq!(f[0].record().sides[1].capture_copies, 10);
+    assert_eq!(f[0].record().sides[1].rare().capture_copies, 10);
     let d = diagnose(&f, end);
     assert_eq!(d[0].verdict, ServerVerdict::Healthy, "{}", d[0].explanation);
     assert!(d[0].notes.iter().any(|n| n.contains("duplicated packets")), "{:?}", d[0].notes);
