@@ -91,11 +91,11 @@ impl Default for Config {
     /// For files: a closed stream is finished once quiet for 120 s of
     /// capture time (twice Linux's TIME_WAIT: a peer retransmitting its FIN
     /// or RST has given up by then), so memory follows the streams in
-    /// flight and a 10x longer capture needs about the same peak. Streams
-    /// still open are held until the end (their outcome can still change),
-    /// unless more than 1 million are held at once; 1 million tombstones
-    /// (about 150 bytes each with the map's overhead) keep the numbering of
-    /// stragglers. A straggler of a finished stream keeps its `tcp.stream`
+    /// flight, plus a tombstone per finished stream. Streams still open are
+    /// held until the end (their outcome can still change), unless more
+    /// than 1 million are held at once; up to 1 million tombstones (about
+    /// 130 bytes each with the map's and queue's overhead) keep the
+    /// numbering of stragglers. A straggler of a finished stream keeps its `tcp.stream`
     /// index and is counted in `late_frames`; over the 425-capture corpus
     /// only zeek/llc.pcap has any (a RST repeated every minute for hours).
     fn default() -> Self {
