@@ -16,7 +16,7 @@ mod socks;
 pub use key::{Endpoint, StreamKey};
 pub use socks::{SOCKS_PORT, SocksState};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crate::decode::Segment;
 
@@ -99,30 +99,21 @@ fn packed4(key: &StreamKey) -> Option<Packed4> {
 
 /// Finished streams' tombstones, bounded in number (oldest forgotten
 /// first), stored compactly: a long capture keeps up to a million of them
-/// (about 60 bytes each for IPv4 pairs, with the map's and the queue's
+/// (about 130 bytes each for IPv4 pairs, with the map's and the queue's
 /// overhead).
 struct Graveyard {
     v4: HashMap<Packed4, Buried, foldhash::fast::RandomState>,
     v6: HashMap<StreamKey, Buried, foldhash::fast::RandomState>,
-    /// Burial order: (key, stream), oldest first.
-    order4: VecDeque<(Packed4, StreamId)>,
-    order6: VecDeque<(StreamKey, StreamId)>,
     max: usize,
 }
 
 impl Graveyard {
     fn new(max: usize) -> Self {
-        Graveyard {
-            v4: HashMap::default(),
-            v6: HashMap::default(),
-            order4: VecDeque::new(),
-            order6: VecDeque::new(),
-            max,
-        }
+        Graveyard { v4: HashMap::default(), v6: HashMap::default(), max }
     }
 
     fn len(&self) -> usize {
-        self.order4.len() + self.order6.len()
+        self.v4.len() + self.v6.len()
     }
 
     fn get(&self, key: &StreamKey) -> Option<Tombstone> {
@@ -136,34 +127,36 @@ impl Graveyard {
     fn bury(&mut self, key: StreamKey, t: Tombstone) {
         let b = Buried::new(&key, &t);
         match packed4(&key) {
-            Some(p) => {
-                self.v4.insert(p, b);
-                self.order4.push_back((p, t.stream));
-            }
-            None => {
-                self.v6.insert(key, b);
-                self.order6.push_back((key, t.stream));
-            }
+            Some(p) => self.v4.insert(p, b),
+            None => self.v6.insert(key, b),
+        };
+        if self.len() > self.max {
+            self.forget_oldest();
         }
-        // Forget the oldest streams first (the queue fronts); a key buried
-        // again since keeps its newer stone.
-        while self.len() > self.max {
-            let older4 = match (self.order4.front(), self.order6.front()) {
-                (Some(a), Some(b)) => a.1 <= b.1,
-                (a, _) => a.is_some(),
-            };
-            if older4 {
-                let Some((p, id)) = self.order4.pop_front() else { break };
-                if self.v4.get(&p).is_some_and(|b| b.stream == id) {
-                    self.v4.remove(&p);
-                }
-            } else {
-                let Some((k, id)) = self.order6.pop_front() else { break };
-                if self.v6.get(&k).is_some_and(|b| b.stream == id) {
-                    self.v6.remove(&k);
-                }
-            }
+    }
+
+    /// Forget the tombstones of the oldest streams (lowest indices), a
+    /// quarter of the limit at once so that the scan is paid once per
+    /// `max / 4` burials. (A queue of burial order would cost another 24
+    /// bytes per tombstone.)
+    fn forget_oldest(&mut self) {
+        let keep = self.max - self.max / 4;
+        if keep == 0 {
+            self.v4.clear();
+            self.v6.clear();
+            return;
         }
+        // A key buried again holds its newest stream only, so the indices
+        // are distinct: the one at position `len - keep` is the cutoff.
+        let mut ids: Vec<StreamId> = self.v4.values().chain(self.v6.values()).map(|b| b.stream).collect();
+        let drop = ids.len().saturating_sub(keep);
+        if drop == 0 {
+            return;
+        }
+        // `keep >= 1`, so `drop < len`: the smallest index kept.
+        let cutoff = *ids.select_nth_unstable(drop).1;
+        self.v4.retain(|_, b| b.stream >= cutoff);
+        self.v6.retain(|_, b| b.stream >= cutoff);
     }
 }
 
@@ -322,6 +315,21 @@ mod tests {
                 let back = g.get(&key).unwrap();
                 assert_eq!((back.stream, back.side_a, back.base_seq), (t.stream, t.side_a, t.base_seq));
             }
+        }
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_quarter_is_forgotten() {
+        let mut g = Graveyard::new(8);
+        let keys: Vec<StreamKey> = (0..9u8).map(|i| StreamKey::new(v4(i, 1), v4(100, 2))).collect();
+        // Buried out of stream order: what counts is the stream index.
+        for (i, k) in keys.iter().enumerate().rev() {
+            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] });
+        }
+        // The 9th burial (stream 0) passed the limit of 8: streams 0-2 go.
+        assert_eq!(g.len(), 6);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(g.get(k).is_some(), i >= 3, "stream {i}");
         }
     }
 
