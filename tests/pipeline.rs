@@ -28,15 +28,18 @@ fn summary(finished: &[Finished]) -> Vec<String> {
     v
 }
 
+/// The frame loop (what a run without the reader thread does).
 fn plain(path: &str, filter: Option<&str>) -> Option<Vec<String>> {
     let mut set = FileSet::open(&[path.to_string()]).ok()?;
     let mut filter = filter.map(|f| FrameFilter::new(f).unwrap());
     let mut engine = Engine::new();
-    while let Some(frame) = set.next_frame() {
-        let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
-        engine.on_frame(&frame, selected);
-    }
-    Some(summary(&engine.finish().0))
+    let mut done = Vec::new();
+    pipeline::run_files_on_one_thread(&mut set, filter.as_mut(), &mut engine, |e| {
+        done.extend(e.take_finished());
+        true
+    });
+    done.extend(engine.finish().0);
+    Some(summary(&done))
 }
 
 fn piped(path: &str, filter: Option<&str>) -> Option<Vec<String>> {

@@ -40,14 +40,21 @@ struct Batch {
 /// stopped.
 pub fn run_files(
     set: &mut FileSet,
-    filter: Option<&mut FrameFilter>,
+    mut filter: Option<&mut FrameFilter>,
     engine: &mut Engine,
     mut after_batch: impl FnMut(&mut Engine) -> bool,
 ) {
     let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
-    std::thread::scope(|s| {
-        s.spawn(move || read_and_decode(set, filter, &full_tx, &empty_rx));
+    // Reborrowed for the reader, so both are ours again if it cannot start.
+    let (reader_set, reader_filter) = (&mut *set, filter.as_deref_mut());
+    let threaded = std::thread::scope(|s| {
+        let reader = std::thread::Builder::new()
+            .name("flowclass-read".into())
+            .spawn_scoped(s, move || read_and_decode(reader_set, reader_filter, &full_tx, &empty_rx));
+        if reader.is_err() {
+            return false;
+        }
         for mut batch in full_rx {
             for item in batch.items.drain(..) {
                 let payload = batch.payloads.get(item.payload.0 as usize..item.payload.1 as usize).unwrap_or(&[]);
@@ -56,12 +63,37 @@ pub fn run_files(
             batch.payloads.clear();
             if !after_batch(engine) {
                 // Dropping the receiver stops the reader at its next send.
-                return;
+                return true;
             }
             // The reader may have finished: then the batch is just dropped.
             let _ = empty_tx.send(batch);
         }
+        true
     });
+    if !threaded {
+        // No second thread could be started (resource limits).
+        run_files_on_one_thread(set, filter, engine, after_batch);
+    }
+}
+
+/// [`run_files`] without the reader thread: the same frames through the
+/// same engine, frame by frame, `after_batch` called as often.
+pub fn run_files_on_one_thread(
+    set: &mut FileSet,
+    mut filter: Option<&mut FrameFilter>,
+    engine: &mut Engine,
+    mut after_batch: impl FnMut(&mut Engine) -> bool,
+) {
+    let mut frames = 0usize;
+    while let Some(frame) = set.next_frame() {
+        let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
+        engine.on_frame(&frame, selected);
+        frames += 1;
+        if frames % BATCH == 0 && !after_batch(engine) {
+            return;
+        }
+    }
+    after_batch(engine);
 }
 
 /// The reader thread: fill batches until the input ends or the engine side
