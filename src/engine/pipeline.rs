@@ -89,7 +89,7 @@ pub fn run_files_on_one_thread(
         let selected = filter.as_mut().is_none_or(|f| f.matches(frame.link, frame.data));
         engine.on_frame(&frame, selected);
         frames += 1;
-        if frames % BATCH == 0 && !after_batch(engine) {
+        if frames.is_multiple_of(BATCH) && !after_batch(engine) {
             return;
         }
     }
