@@ -2,7 +2,7 @@
 //! engine's only clock: offline results never depend on the wall clock.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Capture time, nanoseconds since 1970-01-01T00:00:00Z (may be negative
 /// for pcapng offsets before the epoch).
@@ -35,17 +35,62 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339, UTC, nanosecond precision.
+    /// RFC 3339, UTC, nanosecond precision: `2024-01-01T00:00:00.000000000Z`.
+    /// Times before the epoch print as the epoch.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = if self.0 >= 0 {
-            UNIX_EPOCH + Duration::from_nanos(self.0 as u64)
-        } else {
-            UNIX_EPOCH - Duration::from_nanos(self.0.unsigned_abs())
-        };
-        // humantime rejects times before the epoch; clamp rather than fail.
-        if t < SystemTime::UNIX_EPOCH {
-            return f.write_str("1970-01-01T00:00:00.000000000Z");
+        let ns = self.0.max(0);
+        let (secs, nanos) = (ns / 1_000_000_000, (ns % 1_000_000_000) as u32);
+        // The calendar part comes from humantime, once per second: a report
+        // prints two timestamps per flow and flows finish in time order, so
+        // consecutive ones nearly always share their second.
+        thread_local! {
+            static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((-1, [0; 19])) };
         }
-        write!(f, "{}", humantime::format_rfc3339_nanos(t))
+        let (cached, mut prefix) = LAST_SECOND.get();
+        if cached != secs {
+            let t = UNIX_EPOCH + Duration::from_secs(secs as u64);
+            let text = humantime::format_rfc3339_seconds(t).to_string();
+            // `YYYY-MM-DDTHH:MM:SSZ`: keep all but the `Z`.
+            match text.as_bytes().get(..19) {
+                Some(p) => prefix.copy_from_slice(p),
+                None => return f.write_str(&text),
+            }
+            LAST_SECOND.set((secs, prefix));
+        }
+        let mut out = [0u8; 30];
+        out[..19].copy_from_slice(&prefix);
+        out[19] = b'.';
+        let mut n = nanos;
+        for i in (20..29).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out[29] = b'Z';
+        // Every byte written is ASCII.
+        f.write_str(std::str::from_utf8(&out).unwrap_or("1970-01-01T00:00:00.000000000Z"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_humantimes_rfc3339_with_nanoseconds() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut cases = vec![0i64, 1, 999_999_999, 1_000_000_000, 951_782_400_000_000_000, i64::MAX];
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push((x >> 1) as i64);
+            // Neighbours share a second: the cached path.
+            cases.push(((x >> 1) as i64).saturating_add(1234));
+        }
+        for ns in cases {
+            let expected = humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns as u64)).to_string();
+            assert_eq!(Timestamp(ns).to_string(), expected, "{ns}");
+        }
+        assert_eq!(Timestamp(-5).to_string(), "1970-01-01T00:00:00.000000000Z");
     }
 }
