@@ -34,7 +34,7 @@ const MAX_UNACKED_SEGMENTS: usize = 10_000;
 
 /// The ends (`seq + len (+1 for SYN/FIN)`) of one side's segments that are
 /// not acknowledged yet. Only its length influences the flags (through
-/// [`MAX_UNACKED_SEGMENTS`]), but which entries an ACK removes depends on
+/// `MAX_UNACKED_SEGMENTS`), but which entries an ACK removes depends on
 /// their values, so they are kept. Memory is bounded by the limit and is
 /// empty whenever the peer acknowledges everything.
 #[derive(Clone, Debug, Default)]
