@@ -224,6 +224,10 @@ held() { echo "${HELD[$1]:-$2}"; } # flows held at the peak, or all of them if n
   fi
   r=$(ratio "${RSS[short_x10]}" "${RSS[short_x1]}")
   echo "| peak RSS, 10x longer capture / 1x (short mix) | ${r}x | ~1x | $(awk -v r="$r" 'BEGIN{print (r <= 1.5) ? "met" : "NOT met"}') |"
+  # What still grows with the flows that finished (tombstones, diagnosis):
+  # the extra peak of the 10x capture over the 1x one, per extra flow.
+  g=$(awk -v a="${RSS[short_x10]}" -v b="${RSS[short_x1]}" -v n="$((MEM_CONNS * 9))" 'BEGIN{printf "%.0f", (a-b)*1024/n}')
+  echo "| peak RSS growth per finished flow (10x over 1x) | ${g} bytes | ~0 | |"
   echo
   echo "| memory run | flows | held at peak | wall s | peak RSS MiB | bytes per flow held (over baseline) |"
   echo "|---|---:|---:|---:|---:|---:|"
