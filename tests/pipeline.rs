@@ -88,3 +88,43 @@ fn stopping_early_ends_the_reader() {
     });
     assert_eq!(batches, 1, "run_files returns after the callback says stop");
 }
+
+/// `Engine::finish_in_chunks` (classify and digest on two threads, chunk
+/// pairs at a time) hands over the same streams in the same order as
+/// `Engine::finish_with`, for chunk sizes that leave odd chunks, lone last
+/// chunks and empty helpers.
+#[test]
+fn finishing_in_chunks_equals_finishing_one_by_one() {
+    let mut files = util::sample_files();
+    if let Some(d) = util::corpus_dir() {
+        files.extend(util::corpus_files(&d));
+    } else {
+        util::require(false, "../shared/corpus");
+    }
+    let run = |path: &str| -> Option<Engine> {
+        let mut set = FileSet::open(&[path.to_string()]).ok()?;
+        let mut engine = Engine::new();
+        while let Some(frame) = set.next_frame() {
+            engine.on_frame(&frame, true);
+        }
+        Some(engine)
+    };
+    let order = |v: &[Finished]| v.iter().map(|f| f.record().stream).collect::<Vec<u32>>();
+    let mut compared = 0;
+    for f in &files {
+        let path = f.display().to_string();
+        let Some(engine) = run(&path) else { continue };
+        let mut one = Vec::new();
+        engine.finish_with(|f| one.push(f));
+        for chunk in [1, 3, 1000] {
+            let engine = run(&path).unwrap();
+            let mut chunks: Vec<Vec<Finished>> = Vec::new();
+            engine.finish_in_chunks(chunk, |done| done, |done| chunks.push(done));
+            let all: Vec<Finished> = chunks.into_iter().flatten().collect();
+            assert_eq!(order(&all), order(&one), "{path} chunk {chunk}");
+            assert_eq!(summary(&all), summary(&one), "{path} chunk {chunk}");
+            compared += all.len();
+        }
+    }
+    assert!(compared > 100);
+}

@@ -6,11 +6,15 @@ use std::io::{self, BufWriter, IsTerminal};
 use flowclass::decode::SkipReason;
 use flowclass::diagnose::{FactStore, FlowFacts, diagnose_store};
 use flowclass::engine::{Config, Engine, Finished, pipeline};
-use flowclass::report::sink::{Format as OutFormat, ReportWriter};
+use flowclass::report::sink::{self, Format as OutFormat, ReportWriter};
 use flowclass::report::{Flow, Header, ServerOut};
 use flowclass::source::{FileSet, FrameFilter};
 
 use super::args::{Args, ColorChoice, Format};
+
+/// Streams classified and rendered per thread at a time at the end of the
+/// input (a few MB of JSON).
+const FINISH_CHUNK: usize = 2048;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -18,6 +22,64 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INPUT: u8 = 1;
 /// Exit code: an input was damaged or cut short; what came before is reported.
 pub const EXIT_DAMAGED: u8 = 3;
+
+/// Turns finished streams into what the report needs: their facts, the
+/// servers with failed attempts, and their flows (rendered JSON, or table
+/// rows). Needs no access to the writer, so the end of a file can use both
+/// cores ([`Engine::finish_in_chunks`]).
+pub struct Digester {
+    format: OutFormat,
+    labels: Vec<flowclass::classify::Label>,
+}
+
+/// What a [`Digester`] made of some finished streams.
+pub struct Digest {
+    streams: u64,
+    facts: Vec<FlowFacts>,
+    trouble: Vec<flowclass::stream::Endpoint>,
+    /// Table rows (table format).
+    rows: Vec<Flow>,
+    /// JSON/JSONL flows: label and span in `bytes`.
+    rendered: Vec<(flowclass::classify::Label, usize, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl Digester {
+    /// Digest `done`; the streams are dropped here.
+    pub fn digest(&self, done: Vec<Finished>) -> Digest {
+        use flowclass::classify::Label as L;
+        let mut d = Digest {
+            streams: done.len() as u64,
+            facts: Vec::with_capacity(done.len()),
+            trouble: Vec::new(),
+            rows: Vec::new(),
+            rendered: Vec::new(),
+            bytes: Vec::new(),
+        };
+        for f in &done {
+            if !f.record().selected {
+                continue;
+            }
+            d.facts.push(FlowFacts::from(f));
+            let label = f.verdict.label;
+            if matches!(label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
+                d.trouble.push(f.record().endpoints[1 - f.verdict.client_dir]);
+            }
+            if !self.labels.is_empty() && !self.labels.contains(&label) {
+                continue;
+            }
+            let flow = Flow::from_finished(f);
+            if self.format == OutFormat::Table {
+                d.rows.push(flow);
+            } else {
+                let start = d.bytes.len();
+                sink::render(self.format, &flow, &mut d.bytes);
+                d.rendered.push((label, start, d.bytes.len()));
+            }
+        }
+        d
+    }
+}
 
 /// The output side of a run: what to report and where.
 pub struct Reporting<W: io::Write> {
@@ -60,20 +122,32 @@ impl<W: io::Write> Reporting<W> {
     }
 
     /// Hand over finished streams.
-    pub fn finished(&mut self, done: impl IntoIterator<Item = Finished>) -> io::Result<()> {
-        for f in done {
-            self.streams_total += 1;
-            if !f.record().selected {
-                continue;
-            }
-            self.facts.push(FlowFacts::from(&f));
-            use flowclass::classify::Label as L;
-            if matches!(f.verdict.label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
-                *self.trouble.entry(f.record().endpoints[1 - f.verdict.client_dir]).or_default() += 1;
-            }
-            if self.labels.is_empty() || self.labels.contains(&f.verdict.label) {
-                self.writer.flow(Flow::from_finished(&f))?;
-            }
+    pub fn finished(&mut self, done: Vec<Finished>) -> io::Result<()> {
+        let digest = self.digester().digest(done);
+        self.absorb(digest)
+    }
+
+    /// What turns finished streams into output, apart from the writer (it
+    /// can run on another thread).
+    pub fn digester(&self) -> Digester {
+        Digester { format: self.writer.format(), labels: self.labels.clone() }
+    }
+
+    /// Take in what a [`Digester`] made of some finished streams: count
+    /// them, keep their facts, write their flows.
+    pub fn absorb(&mut self, d: Digest) -> io::Result<()> {
+        self.streams_total += d.streams;
+        for x in d.facts {
+            self.facts.push(x);
+        }
+        for server in d.trouble {
+            *self.trouble.entry(server).or_default() += 1;
+        }
+        for flow in d.rows {
+            self.writer.flow(flow)?;
+        }
+        for (label, start, end) in d.rendered {
+            self.writer.flow_rendered(label, &d.bytes[start..end])?;
         }
         Ok(())
     }
@@ -178,13 +252,20 @@ pub fn run(args: Args) -> u8 {
         return write_outcome(e, EXIT_OK);
     }
     let inputs = set.inputs();
-    let stats = engine.finish_with(|f| {
-        if write_error.is_none()
-            && let Err(e) = report.finished([f])
-        {
-            write_error = Some(e);
-        }
-    });
+    // Every stream still held finishes now: classified and rendered in
+    // chunks on both cores, written in stream order.
+    let digester = report.digester();
+    let stats = engine.finish_in_chunks(
+        FINISH_CHUNK,
+        |done| digester.digest(done),
+        |digest| {
+            if write_error.is_none()
+                && let Err(e) = report.absorb(digest)
+            {
+                write_error = Some(e);
+            }
+        },
+    );
     if let Some(e) = write_error {
         return write_outcome(e, EXIT_OK);
     }

@@ -332,21 +332,13 @@ impl Engine {
 
     /// Classify the stream in `slot`, hand it out, and leave a tombstone.
     fn finish_stream(&mut self, slot: Slot) {
-        let Some(Held { mut state, .. }) = self.streams.remove(slot) else { return };
-        let st = &mut *state;
-        let id = st.record.stream;
-        let [a, b] = st.record.endpoints;
+        let Some(Held { state, .. }) = self.streams.remove(slot) else { return };
+        let st = &*state;
         let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
-        self.table.retire(a, b, id, base_seq);
-        if st.record.first.is_none() {
-            // An index taken by another dissector's lookup; tshark never
-            // shows it.
-            return;
+        self.table.retire(st.record.endpoints[0], st.record.endpoints[1], st.record.stream, base_seq);
+        if let Some(f) = conclude(state, self.clock) {
+            self.ready.push(f);
         }
-        st.record.irtt_ns = st.analysis.irtt_ns;
-        let end = Some(self.clock.max(st.last_ts));
-        let verdict = classify::classify(&st.record, end);
-        self.ready.push(Finished { state, verdict });
     }
 
     /// Hold at most `max_flows` streams: finish the ones due soonest.
@@ -501,6 +493,69 @@ impl Engine {
         (all, stats)
     }
 
+    /// Like [`Engine::finish_with`], for when many streams are still held
+    /// (the end of a file, where every one of them finishes): they are
+    /// classified in chunks of `chunk` streams in stream order, and `work`
+    /// turns each chunk into an `R` on two threads at once (this one and a
+    /// helper, chunk pairs at a time), so both cores work. `sink` gets the
+    /// results in order: first the streams already finished, then the
+    /// chunks.
+    pub fn finish_in_chunks<R: Send>(
+        mut self,
+        chunk: usize,
+        work: impl Fn(Vec<Finished>) -> R + Sync,
+        mut sink: impl FnMut(R),
+    ) -> FrameStats {
+        if let Some(end) = self.stats.last_ts {
+            self.clock = self.clock.max(end);
+        }
+        if !self.ready.is_empty() {
+            sink(work(std::mem::take(&mut self.ready)));
+        }
+        let clock = self.clock;
+        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
+        ids.sort_unstable();
+        let mut states = ids.into_iter().filter_map(|(_, slot)| self.streams.remove(slot)).map(|h| h.state);
+        let conclude_all = |states: Vec<Box<StreamState>>| -> Vec<Finished> {
+            states.into_iter().filter_map(|st| conclude(st, clock)).collect()
+        };
+        let chunk = chunk.max(1);
+        // The helper's chunk waits here, so that this thread can still do
+        // it if no helper thread can be started.
+        let handoff: std::sync::Mutex<Vec<Box<StreamState>>> = std::sync::Mutex::new(Vec::new());
+        let take = || std::mem::take(&mut *handoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        std::thread::scope(|s| {
+            loop {
+                let mine: Vec<Box<StreamState>> = states.by_ref().take(chunk).collect();
+                if mine.is_empty() {
+                    break;
+                }
+                let theirs: Vec<Box<StreamState>> = states.by_ref().take(chunk).collect();
+                let helper = if theirs.is_empty() {
+                    None
+                } else {
+                    *handoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = theirs;
+                    let (work, conclude_all, take) = (&work, &conclude_all, &take);
+                    std::thread::Builder::new()
+                        .name("flowclass-finish".into())
+                        .spawn_scoped(s, move || work(conclude_all(take())))
+                        .ok()
+                };
+                sink(work(conclude_all(mine)));
+                match helper {
+                    Some(h) => sink(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+                    None => {
+                        let left = take();
+                        if !left.is_empty() {
+                            sink(work(conclude_all(left)));
+                        }
+                    }
+                }
+            }
+        });
+        self.stats
+    }
+
     /// Like [`Engine::finish`], but hands each stream to `sink` as soon as it
     /// is classified, so they never all sit in memory at once.
     pub fn finish_with(mut self, mut sink: impl FnMut(Finished)) -> FrameStats {
@@ -523,6 +578,17 @@ impl Engine {
         }
         self.stats
     }
+}
+
+/// Classify a stream finished when the capture clock read `clock`.
+fn conclude(mut state: Box<StreamState>, clock: Timestamp) -> Option<Finished> {
+    // No frame: an index taken by another dissector's lookup, which tshark
+    // never shows.
+    state.record.first?;
+    state.record.irtt_ns = state.analysis.irtt_ns;
+    let end = Some(clock.max(state.last_ts));
+    let verdict = classify::classify(&state.record, end);
+    Some(Finished { state, verdict })
 }
 
 /// The captured payload of `seg` within its frame's bytes, without

@@ -19,6 +19,16 @@ pub enum Format {
     Jsonl,
 }
 
+/// Append `flow`'s bytes to `out` as [`ReportWriter::flow_rendered`] takes
+/// them (JSON, or a JSONL line). Needs only the format, so it can run on
+/// another thread than the writer.
+pub fn render(format: Format, flow: &Flow, out: &mut Vec<u8>) {
+    json::write_flow(out, flow, format == Format::Jsonl);
+    if format == Format::Jsonl {
+        out.push(b'\n');
+    }
+}
+
 /// Streams a report to `out`.
 pub struct ReportWriter<W: Write> {
     out: W,
@@ -50,30 +60,37 @@ impl<W: Write> ReportWriter<W> {
 
     /// Write one finished flow (JSON and JSONL at once; the table keeps it).
     pub fn flow(&mut self, flow: Flow) -> io::Result<()> {
-        let first = self.written.total() == 0;
-        self.written.add(flow.label);
-        match self.format {
-            Format::Table => {
-                self.rows.push(flow);
-                Ok(())
-            }
-            Format::Jsonl => {
-                self.scratch.clear();
-                json::write_flow(&mut self.scratch, &flow, true);
-                self.scratch.push(b'\n');
-                self.out.write_all(&self.scratch)
-            }
-            // The document is an object whose "flows" array comes first, so
-            // flows can be written as they finish; members after it carry
-            // the totals known only at the end. Flows appear in the order
-            // they finished: sort by "stream" if you need capture order.
-            Format::Json => {
-                self.out.write_all(if first { b"{\n\"flows\": [\n" } else { b",\n" })?;
-                self.scratch.clear();
-                json::write_flow(&mut self.scratch, &flow, false);
-                self.out.write_all(&self.scratch)
-            }
+        if self.format == Format::Table {
+            self.written.add(flow.label);
+            self.rows.push(flow);
+            return Ok(());
         }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        render(self.format, &flow, &mut scratch);
+        let written = self.flow_rendered(flow.label, &scratch);
+        self.scratch = scratch;
+        written
+    }
+
+    /// The output format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Write one flow made by [`render`] (JSON and JSONL only; the table
+    /// needs [`ReportWriter::flow`]).
+    pub fn flow_rendered(&mut self, label: crate::classify::Label, bytes: &[u8]) -> io::Result<()> {
+        let first = self.written.total() == 0;
+        self.written.add(label);
+        // JSON: the document is an object whose "flows" array comes first,
+        // so flows can be written as they finish; members after it carry
+        // the totals known only at the end. Flows appear in the order they
+        // finished: sort by "stream" if you need capture order.
+        if self.format == Format::Json {
+            self.out.write_all(if first { b"{\n\"flows\": [\n" } else { b",\n" })?;
+        }
+        self.out.write_all(bytes)
     }
 
     /// Push what was written so far to the reader (live JSONL).
