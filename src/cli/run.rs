@@ -13,8 +13,8 @@ use flowclass::source::{FileSet, FrameFilter};
 use super::args::{Args, ColorChoice, Format};
 
 /// Streams classified and rendered per thread at a time at the end of the
-/// input (a few MB of JSON).
-const FINISH_CHUNK: usize = 2048;
+/// input (about 1.7 MB of JSON each).
+const FINISH_CHUNK: usize = 1024;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
