@@ -28,13 +28,16 @@ fn summary(finished: &[Finished]) -> Vec<String> {
     v
 }
 
-/// The frame loop (what a run without the reader thread does).
-fn plain(path: &str, filter: Option<&str>) -> Option<Vec<String>> {
+/// A file-reading entry point of `engine::pipeline`.
+type RunFiles = fn(&mut FileSet, Option<&mut FrameFilter>, &mut Engine, &mut dyn FnMut(&mut Engine) -> bool);
+
+/// Every flow of `path` through `run`.
+fn flows_of(run: RunFiles, path: &str, filter: Option<&str>) -> Option<Vec<String>> {
     let mut set = FileSet::open(&[path.to_string()]).ok()?;
     let mut filter = filter.map(|f| FrameFilter::new(f).unwrap());
     let mut engine = Engine::new();
     let mut done = Vec::new();
-    pipeline::run_files_on_one_thread(&mut set, filter.as_mut(), &mut engine, |e| {
+    run(&mut set, filter.as_mut(), &mut engine, &mut |e| {
         done.extend(e.take_finished());
         true
     });
@@ -42,17 +45,13 @@ fn plain(path: &str, filter: Option<&str>) -> Option<Vec<String>> {
     Some(summary(&done))
 }
 
+/// The frame loop (what a run without the reader thread does).
+fn plain(path: &str, filter: Option<&str>) -> Option<Vec<String>> {
+    flows_of(|s, f, e, after| pipeline::run_files_on_one_thread(s, f, e, after), path, filter)
+}
+
 fn piped(path: &str, filter: Option<&str>) -> Option<Vec<String>> {
-    let mut set = FileSet::open(&[path.to_string()]).ok()?;
-    let mut filter = filter.map(|f| FrameFilter::new(f).unwrap());
-    let mut engine = Engine::new();
-    let mut done = Vec::new();
-    pipeline::run_files(&mut set, filter.as_mut(), &mut engine, |e| {
-        done.extend(e.take_finished());
-        true
-    });
-    done.extend(engine.finish().0);
-    Some(summary(&done))
+    flows_of(|s, f, e, after| pipeline::run_files(s, f, e, after), path, filter)
 }
 
 #[test]

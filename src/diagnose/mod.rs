@@ -259,7 +259,7 @@ struct Reduced {
     /// Smallest stream index (servers are listed in stream order).
     first_stream: u32,
     /// The smallest stream indices, for a healthy server's evidence.
-    streams: BTreeSet<u32>,
+    streams: BTreeMap<u32, ()>,
     /// Distinct client addresses.
     clients: Distinct,
     /// Plain established flows.
@@ -338,10 +338,7 @@ impl FactStore {
         let r =
             self.reduced.entry(x.server).or_insert_with(|| Reduced { first_stream: x.stream, ..Reduced::default() });
         r.first_stream = r.first_stream.min(x.stream);
-        r.streams.insert(x.stream);
-        if r.streams.len() > EVIDENCE_MAX {
-            r.streams.pop_last();
-        }
+        keep_smallest(&mut r.streams, x.stream, ());
         r.clients.insert(x.client.addr);
         let syn = x.syn.unwrap_or(At::new(1, Timestamp(0)));
         match kind {
@@ -733,7 +730,7 @@ fn diagnose_server(
         format!("{established_count} of {attempts} attempts were established and nothing points at a server problem");
     // The server's first streams, so the filter shows what was judged healthy.
     let streams: BTreeSet<u32> =
-        flows.iter().map(|x| x.stream).take(EVIDENCE_MAX).chain(r.streams.iter().copied()).collect();
+        flows.iter().map(|x| x.stream).take(EVIDENCE_MAX).chain(r.streams.keys().copied()).collect();
     let ev = evidence(streams.into_iter(), std::iter::empty());
     base(ServerVerdict::Healthy, Confidence::Medium, explanation, ev, "Nothing to change.".to_string(), None, notes)
 }

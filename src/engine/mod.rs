@@ -506,16 +506,11 @@ impl Engine {
         work: impl Fn(Vec<Finished>) -> R + Sync,
         mut sink: impl FnMut(R),
     ) -> FrameStats {
-        if let Some(end) = self.stats.last_ts {
-            self.clock = self.clock.max(end);
-        }
+        let mut states = self.take_all_held().into_iter();
         if !self.ready.is_empty() {
             sink(work(std::mem::take(&mut self.ready)));
         }
         let clock = self.clock;
-        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
-        ids.sort_unstable();
-        let mut states = ids.into_iter().filter_map(|(_, slot)| self.streams.remove(slot)).map(|h| h.state);
         let conclude_all = |states: Vec<Box<StreamState>>| -> Vec<Finished> {
             states.into_iter().filter_map(|st| conclude(st, clock)).collect()
         };
@@ -559,24 +554,30 @@ impl Engine {
     /// Like [`Engine::finish`], but hands each stream to `sink` as soon as it
     /// is classified, so they never all sit in memory at once.
     pub fn finish_with(mut self, mut sink: impl FnMut(Finished)) -> FrameStats {
-        if let Some(end) = self.stats.last_ts {
-            self.clock = self.clock.max(end);
-        }
+        let held = self.take_all_held();
         for f in self.ready.drain(..) {
             sink(f);
         }
-        // No frame follows: the table (and the tombstones finishing would
-        // add to it) is not needed any more.
-        self.table = StreamTable::with_tombstones(0);
-        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
-        ids.sort_unstable();
-        for (_, slot) in ids {
-            self.finish_stream(slot);
-            if let Some(f) = self.ready.pop() {
+        for state in held {
+            if let Some(f) = conclude(state, self.clock) {
                 sink(f);
             }
         }
         self.stats
+    }
+
+    /// The input is over: move the clock to its last frame and take every
+    /// stream still held, in stream order. No frame follows, so they leave
+    /// no tombstone.
+    // The boxes move on into `Finished` as they are (no kilobyte copy).
+    #[allow(clippy::vec_box)]
+    fn take_all_held(&mut self) -> Vec<Box<StreamState>> {
+        if let Some(end) = self.stats.last_ts {
+            self.clock = self.clock.max(end);
+        }
+        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|(_, slot)| self.streams.remove(slot)).map(|h| h.state).collect()
     }
 }
 
