@@ -38,7 +38,7 @@ pub struct Digest {
     facts: Vec<FlowFacts>,
     trouble: Vec<flowclass::stream::Endpoint>,
     /// Table rows (table format).
-    rows: Vec<Flow>,
+    rows: Vec<flowclass::report::table::Row>,
     /// JSON/JSONL flows: label and span in `bytes`.
     rendered: Vec<(flowclass::classify::Label, usize, usize)>,
     bytes: Vec<u8>,
@@ -70,7 +70,7 @@ impl Digester {
             }
             let flow = Flow::from_finished(f);
             if self.format == OutFormat::Table {
-                d.rows.push(flow);
+                d.rows.push(flowclass::report::table::Row::new(&flow));
             } else {
                 let start = d.bytes.len();
                 sink::render(self.format, &flow, &mut d.bytes);
@@ -143,8 +143,8 @@ impl<W: io::Write> Reporting<W> {
         for server in d.trouble {
             *self.trouble.entry(server).or_default() += 1;
         }
-        for flow in d.rows {
-            self.writer.flow(flow)?;
+        for row in d.rows {
+            self.writer.row(row);
         }
         for (label, start, end) in d.rendered {
             self.writer.flow_rendered(label, &d.bytes[start..end])?;

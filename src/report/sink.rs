@@ -34,7 +34,7 @@ pub struct ReportWriter<W: Write> {
     out: W,
     format: Format,
     colour: bool,
-    rows: Vec<Flow>,
+    rows: Vec<table::Row>,
     written: LabelCounts,
     /// One flow's JSON, reused.
     scratch: Vec<u8>,
@@ -61,8 +61,7 @@ impl<W: Write> ReportWriter<W> {
     /// Write one finished flow (JSON and JSONL at once; the table keeps it).
     pub fn flow(&mut self, flow: Flow) -> io::Result<()> {
         if self.format == Format::Table {
-            self.written.add(flow.label);
-            self.rows.push(flow);
+            self.row(table::Row::new(&flow));
             return Ok(());
         }
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -71,6 +70,12 @@ impl<W: Write> ReportWriter<W> {
         let written = self.flow_rendered(flow.label, &scratch);
         self.scratch = scratch;
         written
+    }
+
+    /// Keep one flow's table row (table format only).
+    pub fn row(&mut self, row: table::Row) {
+        self.written.add(row.label());
+        self.rows.push(row);
     }
 
     /// The output format.
@@ -102,7 +107,7 @@ impl<W: Write> ReportWriter<W> {
     pub fn end(mut self, header: &Header, servers: &[ServerOut]) -> io::Result<()> {
         match self.format {
             Format::Table => {
-                self.rows.sort_by_key(|f| f.stream);
+                self.rows.sort_by_key(table::Row::stream);
                 table::write(&mut self.out, header, servers, &self.rows, self.colour, None)?;
             }
             Format::Jsonl => {

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
+use comfy_table::{Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement, Table, Width};
 
 use super::{Flow, Header, ServerOut};
 use crate::classify::Label;
@@ -31,15 +31,67 @@ fn end_text(f: &Flow) -> &'static str {
     }
 }
 
-/// Write the whole table report.
-pub fn write(
-    out: &mut impl Write,
-    header: &Header,
-    servers: &[ServerOut],
-    flows: &[Flow],
-    colour_on: bool,
-    width: Option<u16>,
-) -> io::Result<()> {
+/// The column headings.
+const HEADINGS: [&str; COLUMNS] =
+    ["stream", "client", "server", "label", "SYN rtx", "SYN-ACK rtx", "retx", "dup-ACK", "pkts", "duration", "end"];
+const COLUMNS: usize = 11;
+/// Which columns are numbers (right-aligned).
+const RIGHT: [bool; COLUMNS] = [true, false, false, false, true, true, true, true, true, true, false];
+/// Separates a row's cells in [`Row::text`]; no cell contains it.
+const SEP: char = '\x1f';
+
+/// Rows per block: a table longer than this is laid out once and printed
+/// in blocks of this many rows, so it never sits in memory as comfy-table
+/// cells (several kilobytes a row).
+const BLOCK_ROWS: usize = 4096;
+
+/// One flow as a table row: its cells' text, kept compact (about 100
+/// bytes) from the moment the flow finishes until the table is printed,
+/// sorted by stream, at the end.
+pub struct Row {
+    stream: u32,
+    label: Label,
+    /// The cells, separated by [`SEP`].
+    text: Box<str>,
+}
+
+impl Row {
+    /// The row for `f`.
+    pub fn new(f: &Flow) -> Row {
+        use crate::analysis::AnalysisFlags as A;
+        let cells: [String; COLUMNS] = [
+            f.stream.to_string(),
+            f.client.to_string(),
+            f.server.to_string(),
+            f.label.as_str().to_string(),
+            f.handshake.syn_retransmissions.to_string(),
+            f.handshake.syn_ack_retransmissions.to_string(),
+            f.analysis.get(A::RETRANSMISSION).to_string(),
+            f.analysis.get(A::DUPLICATE_ACK).to_string(),
+            (f.packets.client + f.packets.server).to_string(),
+            format!("{:.3}s", f.duration_s),
+            end_text(f).to_string(),
+        ];
+        Row { stream: f.stream, label: f.label, text: cells.join(&SEP.to_string()).into_boxed_str() }
+    }
+
+    /// The stream index (the table is sorted by it).
+    pub fn stream(&self) -> u32 {
+        self.stream
+    }
+
+    /// The flow's label.
+    pub fn label(&self) -> Label {
+        self.label
+    }
+
+    fn cells(&self) -> impl Iterator<Item = &str> {
+        self.text.split(SEP)
+    }
+}
+
+/// A comfy-table with the report's style and headings.
+fn new_table(colour_on: bool, width: Option<u16>, header: bool) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
     if let Some(w) = width {
@@ -50,42 +102,95 @@ pub fn write(
     } else {
         t.enforce_styling();
     }
-    t.set_header(vec![
-        "stream",
-        "client",
-        "server",
-        "label",
-        "SYN rtx",
-        "SYN-ACK rtx",
-        "retx",
-        "dup-ACK",
-        "pkts",
-        "duration",
-        "end",
-    ]);
-    for f in flows {
-        let mut label = Cell::new(f.label.as_str());
-        if colour_on {
-            label = label.fg(colour(f.label));
-        }
-        t.add_row(vec![
-            Cell::new(f.stream).set_alignment(CellAlignment::Right),
-            Cell::new(f.client.to_string()),
-            Cell::new(f.server.to_string()),
-            label,
-            Cell::new(f.handshake.syn_retransmissions).set_alignment(CellAlignment::Right),
-            Cell::new(f.handshake.syn_ack_retransmissions).set_alignment(CellAlignment::Right),
-            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::RETRANSMISSION))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(f.analysis.get(crate::analysis::AnalysisFlags::DUPLICATE_ACK))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(f.packets.client + f.packets.server).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.3}s", f.duration_s)).set_alignment(CellAlignment::Right),
-            Cell::new(end_text(f)),
-        ]);
+    if header {
+        t.set_header(HEADINGS.to_vec());
     }
-    if !flows.is_empty() {
-        writeln!(out, "{t}")?;
+    t
+}
+
+fn add_row(t: &mut Table, row: &Row, colour_on: bool) {
+    let cells = row.cells().zip(RIGHT).enumerate().map(|(i, (text, right))| {
+        let mut c = Cell::new(text);
+        if right {
+            c = c.set_alignment(CellAlignment::Right);
+        }
+        if i == 3 && colour_on {
+            c = c.fg(colour(row.label));
+        }
+        c
+    });
+    t.add_row(cells.collect::<Vec<_>>());
+}
+
+/// Print the flows' table. Up to [`BLOCK_ROWS`] rows it is one
+/// comfy-table, laid out for `width` (or the terminal). A longer table is
+/// laid out at its natural width (each column as wide as its widest cell)
+/// and printed in blocks of that many rows that join into one table.
+fn write_flows(out: &mut impl Write, rows: &[Row], colour_on: bool, width: Option<u16>) -> io::Result<()> {
+    write_flows_in_blocks(out, rows, colour_on, width, BLOCK_ROWS)
+}
+
+fn write_flows_in_blocks(
+    out: &mut impl Write,
+    rows: &[Row],
+    colour_on: bool,
+    width: Option<u16>,
+    block_rows: usize,
+) -> io::Result<()> {
+    if rows.len() <= block_rows {
+        let mut t = new_table(colour_on, width, true);
+        for row in rows {
+            add_row(&mut t, row, colour_on);
+        }
+        return writeln!(out, "{t}");
+    }
+    // Every block gets the same column widths: the widest cell of each
+    // column over all rows, plus comfy-table's padding of one space each side.
+    let mut widest = HEADINGS.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widest.iter_mut().zip(row.cells()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let blocks = rows.chunks(block_rows);
+    let last = blocks.len() - 1;
+    for (i, block) in blocks.enumerate() {
+        let mut t = new_table(colour_on, None, i == 0);
+        for row in block {
+            add_row(&mut t, row, colour_on);
+        }
+        for (column, w) in t.column_iter_mut().zip(widest) {
+            let w = u16::try_from(w + 2).unwrap_or(u16::MAX);
+            column.set_constraint(ColumnConstraint::Absolute(Width::Fixed(w)));
+        }
+        // The blocks join into one table: only the first keeps its top
+        // border, only the last its bottom border.
+        let text = t.to_string();
+        let mut lines: Vec<&str> = text.lines().collect();
+        if i != last {
+            lines.pop();
+        }
+        if i != 0 {
+            lines.remove(0);
+        }
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the whole table report (`rows` sorted by stream).
+pub fn write(
+    out: &mut impl Write,
+    header: &Header,
+    servers: &[ServerOut],
+    rows: &[Row],
+    colour_on: bool,
+    width: Option<u16>,
+) -> io::Result<()> {
+    if !rows.is_empty() {
+        write_flows(out, rows, colour_on, width)?;
     }
 
     let s = &header.summary;
@@ -156,4 +261,70 @@ fn write_servers(out: &mut impl Write, servers: &[ServerOut]) -> io::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(stream: u32, label: Label, cells: [String; COLUMNS]) -> Row {
+        Row { stream, label, text: cells.join(&SEP.to_string()).into_boxed_str() }
+    }
+
+    /// Rows of varied widths: the widest cell of a column is in a
+    /// different block for each column.
+    fn rows(n: u32) -> Vec<Row> {
+        (0..n)
+            .map(|i| {
+                let label = Label::ALL[i as usize % Label::ALL.len()];
+                let wide = |k: u32| "x".repeat(((i * 7 + k * 13) % 23) as usize);
+                row(
+                    i,
+                    label,
+                    [
+                        i.to_string(),
+                        format!("10.0.{}.{}:{}", i % 256, i % 7, 1000 + i),
+                        format!("[2001:db8::{i:x}]:443"),
+                        label.as_str().to_string(),
+                        (i % 5).to_string(),
+                        (i * 31 % 1000).to_string(),
+                        wide(1),
+                        wide(2),
+                        (i * i).to_string(),
+                        format!("{:.3}s", f64::from(i) / 7.0),
+                        if i % 3 == 0 { "fin".into() } else { "rst client".into() },
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    fn render(rows: &[Row], colour_on: bool, block_rows: usize) -> String {
+        let mut out = Vec::new();
+        write_flows_in_blocks(&mut out, rows, colour_on, None, block_rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A long table printed in blocks is the very table comfy-table lays
+    /// out in one piece, with and without colour, for any block size.
+    #[test]
+    fn blocks_join_into_the_single_table() {
+        for n in [1, 2, 5, 50, 301] {
+            let rows = rows(n);
+            for colour_on in [false, true] {
+                let whole = render(&rows, colour_on, usize::MAX);
+                assert_eq!(whole.lines().count(), n as usize + 4, "border, header, separator, rows, border");
+                for block in [1, 2, 7, 100] {
+                    assert_eq!(render(&rows, colour_on, block), whole, "{n} rows in blocks of {block}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_keeps_its_cells() {
+        let r = row(3, Label::Reset, std::array::from_fn(|i| format!("c{i}")));
+        assert_eq!(r.cells().collect::<Vec<_>>(), (0..COLUMNS).map(|i| format!("c{i}")).collect::<Vec<_>>());
+        assert_eq!((r.stream(), r.label()), (3, Label::Reset));
+    }
 }
