@@ -222,6 +222,13 @@ impl StreamRecord {
         a.rare().rst.is_some() || b.rare().rst.is_some() || (a.fin.is_some() && b.fin.is_some())
     }
 
+    /// Both sides sent a FIN and neither a RST: closed the orderly way,
+    /// with no sign of a stack or middlebox that keeps sending.
+    pub fn is_closed_by_fins(&self) -> bool {
+        let [a, b] = &self.sides;
+        a.fin.is_some() && b.fin.is_some() && a.rare().rst.is_none() && b.rare().rst.is_none()
+    }
+
     /// The connection is past its handshake on both ends: a side
     /// acknowledged data or a FIN of its peer, or both sides sent data, or
     /// there is no handshake to wait for (midstream). Until then silence

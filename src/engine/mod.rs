@@ -91,11 +91,12 @@ impl Default for Config {
     /// For files: a closed stream is finished once quiet for 120 s of
     /// capture time (twice Linux's TIME_WAIT: a peer retransmitting its FIN
     /// or RST has given up by then), so memory follows the streams in
-    /// flight, plus a tombstone per finished stream. Streams still open are
-    /// held until the end (their outcome can still change), unless more
-    /// than 1 million are held at once; up to 1 million tombstones (about
-    /// 130 bytes each with the map's and queue's overhead) keep the
-    /// numbering of stragglers. A straggler of a finished stream keeps its `tcp.stream`
+    /// flight, plus a tombstone per recently finished stream. Streams still
+    /// open are held until the end (their outcome can still change), unless
+    /// more than 1 million are held at once. Tombstones keep the numbering
+    /// of stragglers: those of streams closed by FINs expire minutes later
+    /// ([`StreamTable::expire`]), the others are kept up to 1 million
+    /// (about 40 bytes each with the map's overhead). A straggler of a finished stream keeps its `tcp.stream`
     /// index and is counted in `late_frames`; over the 425-capture corpus
     /// only zeek/llc.pcap has any (a RST repeated every minute for hours).
     fn default() -> Self {
@@ -274,6 +275,7 @@ impl Engine {
             return;
         }
         self.clock = now;
+        self.table.expire(now);
         while let Some(&Reverse((due, id, slot))) = self.due.peek() {
             // Finished only when quiet for strictly longer than required.
             if due >= now {
@@ -335,7 +337,15 @@ impl Engine {
         let Some(Held { state, .. }) = self.streams.remove(slot) else { return };
         let st = &*state;
         let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
-        self.table.retire(st.record.endpoints[0], st.record.endpoints[1], st.record.stream, base_seq);
+        let expires = st.record.is_closed_by_fins();
+        self.table.retire(
+            st.record.endpoints[0],
+            st.record.endpoints[1],
+            st.record.stream,
+            base_seq,
+            expires,
+            self.clock,
+        );
         if let Some(f) = conclude(state, self.clock) {
             self.ready.push(f);
         }

@@ -19,6 +19,7 @@ pub use socks::{SOCKS_PORT, SocksState};
 use std::collections::HashMap;
 
 use crate::decode::Segment;
+use crate::time::Timestamp;
 
 /// A `tcp.stream` index.
 pub type StreamId = u32;
@@ -62,16 +63,28 @@ struct Buried {
     stream: StreamId,
     base_seq: [u32; 2],
     /// Bit 0: the first sender is the key's higher endpoint; bits 1 and 2:
-    /// side 0's and side 1's base sequence number is known.
+    /// side 0's and side 1's base sequence number is known; bit 3: the
+    /// stream was closed by a FIN from both sides, so its tombstone expires.
     bits: u8,
+    /// The graveyard's generation when it was buried or last visited by a
+    /// straggler.
+    generation: u16,
 }
 
+const CLOSED: u8 = 1 << 3;
+
 impl Buried {
-    fn new(key: &StreamKey, t: &Tombstone) -> Self {
+    fn new(key: &StreamKey, t: &Tombstone, closed: bool, generation: u16) -> Self {
         let bits = u8::from(t.side_a != key.lo())
             | u8::from(t.base_seq[0].is_some()) << 1
-            | u8::from(t.base_seq[1].is_some()) << 2;
-        Buried { stream: t.stream, base_seq: [t.base_seq[0].unwrap_or(0), t.base_seq[1].unwrap_or(0)], bits }
+            | u8::from(t.base_seq[1].is_some()) << 2
+            | if closed { CLOSED } else { 0 };
+        Buried {
+            stream: t.stream,
+            base_seq: [t.base_seq[0].unwrap_or(0), t.base_seq[1].unwrap_or(0)],
+            bits,
+            generation,
+        }
     }
 
     fn unpack(self, key: &StreamKey) -> Tombstone {
@@ -97,19 +110,60 @@ fn packed4(key: &StreamKey) -> Option<Packed4> {
     Some((pack(key.lo())?, pack(key.hi())?))
 }
 
-/// Finished streams' tombstones, bounded in number (oldest forgotten
-/// first), stored compactly: a long capture keeps up to a million of them
-/// (about 130 bytes each for IPv4 pairs, with the map's and the queue's
-/// overhead).
+/// How often (capture time) the graveyard looks for expired tombstones.
+const SWEEP_NS: i64 = 60_000_000_000;
+
+/// Sweeps the tombstone of a stream closed by FINs outlives: 4 minutes,
+/// twice the maximum segment lifetime (RFC 9293 §3.4.2: MSL is 2 minutes).
+/// By then no segment of the connection can still be in the network: a
+/// frame of that endpoint pair is a new connection (a new stream anyway
+/// when it is a SYN with a new ISN), or a stale duplicate, which keeps the
+/// tombstone alive by visiting it. It is forgotten 4 to 5 minutes after
+/// its stream was reported, and a closed stream is reported once quiet for
+/// `--linger`. Streams ended by a RST keep theirs: some devices repeat a
+/// RST for hours at irregular intervals (zeek/llc.pcap: every minute, with
+/// gaps of up to 38, for 23 hours, all one stream for tshark).
+const CLOSED_GENERATIONS: u16 = 4;
+
+/// Finished streams' tombstones, stored compactly. The tombstone of a
+/// stream closed by FINs expires ([`CLOSED_GENERATIONS`]), so a long
+/// capture of short connections keeps only those of the last minutes; the
+/// others (ended by RST, or finished while open: idle, evicted) stay up to
+/// a limit in number, the oldest forgotten first.
 struct Graveyard {
     v4: HashMap<Packed4, Buried, foldhash::fast::RandomState>,
     v6: HashMap<StreamKey, Buried, foldhash::fast::RandomState>,
     max: usize,
+    /// Advances by one per [`SWEEP_NS`] of capture time (wrapping: a
+    /// tombstone never gets older than [`CLOSED_GENERATIONS`] before it
+    /// is swept).
+    generation: u16,
+    /// When the next sweep is due (`None` before the first burial).
+    next_sweep: Option<Timestamp>,
 }
 
 impl Graveyard {
     fn new(max: usize) -> Self {
-        Graveyard { v4: HashMap::default(), v6: HashMap::default(), max }
+        Graveyard { v4: HashMap::default(), v6: HashMap::default(), max, generation: 0, next_sweep: None }
+    }
+
+    /// Move the capture clock to `now`: forget closed streams' tombstones
+    /// that nobody visited for [`CLOSED_GENERATIONS`] sweeps.
+    fn expire(&mut self, now: Timestamp) {
+        let Some(due) = self.next_sweep else { return };
+        if now < due {
+            return;
+        }
+        // A gap in the capture counts as the sweeps it spans (at most as
+        // many as make every tombstone expire).
+        let missed = (now.0 - due.0) / SWEEP_NS + 1;
+        let steps = missed.min(i64::from(CLOSED_GENERATIONS)) as u16;
+        self.generation = self.generation.wrapping_add(steps);
+        self.next_sweep = Some(Timestamp(due.0.saturating_add(missed.saturating_mul(SWEEP_NS))));
+        let generation = self.generation;
+        let alive = |b: &mut Buried| b.bits & CLOSED == 0 || generation.wrapping_sub(b.generation) < CLOSED_GENERATIONS;
+        self.v4.retain(|_, b| alive(b));
+        self.v6.retain(|_, b| alive(b));
     }
 
     fn len(&self) -> usize {
@@ -124,8 +178,22 @@ impl Graveyard {
         b.map(|b| b.unpack(key))
     }
 
-    fn bury(&mut self, key: StreamKey, t: Tombstone) {
-        let b = Buried::new(&key, &t);
+    /// A straggler came: its stream's tombstone starts its time again.
+    fn visit(&mut self, key: &StreamKey) {
+        let b = match packed4(key) {
+            Some(p) => self.v4.get_mut(&p),
+            None => self.v6.get_mut(key),
+        };
+        if let Some(b) = b {
+            b.generation = self.generation;
+        }
+    }
+
+    fn bury(&mut self, key: StreamKey, t: Tombstone, closed: bool, now: Timestamp) {
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(Timestamp(now.0.saturating_add(SWEEP_NS)));
+        }
+        let b = Buried::new(&key, &t, closed, self.generation);
         match packed4(&key) {
             Some(p) => self.v4.insert(p, b),
             None => self.v6.insert(key, b),
@@ -233,17 +301,38 @@ impl StreamTable {
         Some(self.create(key, a, false, slot).stream)
     }
 
-    /// The stream `stream` between `a` and `b` is finished: remember it as
-    /// a tombstone with its sides' base sequence numbers.
-    pub fn retire(&mut self, a: Endpoint, b: Endpoint, stream: StreamId, base_seq: [Option<u32>; 2]) {
+    /// The stream `stream` between `a` and `b` is finished at `now`:
+    /// remember it as a tombstone with its sides' base sequence numbers.
+    /// The tombstone of a stream `closed` by FINs from both sides expires
+    /// minutes later (see [`StreamTable::expire`]).
+    pub fn retire(
+        &mut self,
+        a: Endpoint,
+        b: Endpoint,
+        stream: StreamId,
+        base_seq: [Option<u32>; 2],
+        closed: bool,
+        now: Timestamp,
+    ) {
         let key = StreamKey::new(a, b);
         if let Some(&live) = self.current.get(&key)
             && live.stream == stream
         {
             let side_a = live.side_a(&key);
             self.current.remove(&key);
-            self.retired.bury(key, Tombstone { stream, side_a, base_seq });
+            self.retired.bury(key, Tombstone { stream, side_a, base_seq }, closed, now);
         }
+    }
+
+    /// Move the capture clock to `now`: the tombstone of a stream closed by
+    /// FINs is forgotten 4 to 5 minutes (twice TCP's maximum segment
+    /// lifetime) after the stream was finished, unless a straggler visited
+    /// it since.
+    /// A frame of that endpoint pair then starts a new stream, where tshark,
+    /// which never forgets, would reuse the old index; only a frame that no
+    /// TCP stack can send (older than twice the segment lifetime) differs.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.retired.expire(now);
     }
 
     /// Tombstones currently kept.
@@ -282,6 +371,7 @@ impl StreamTable {
                 if splits(t.base_seq[dir]) {
                     return self.create(key, src, true, new_slot);
                 }
+                self.retired.visit(&key);
                 Placement { stream: t.stream, dir, created: false, reused: false, late: true, slot: u32::MAX }
             }
         }
@@ -311,7 +401,7 @@ mod tests {
             let key = StreamKey::new(a, b);
             for (side_a, base_seq) in [(a, [Some(7), None]), (b, [None, Some(u32::MAX)]), (a, [Some(0), Some(1)])] {
                 let t = Tombstone { stream: i as u32, side_a, base_seq };
-                g.bury(key, t);
+                g.bury(key, t, false, Timestamp(0));
                 let back = g.get(&key).unwrap();
                 assert_eq!((back.stream, back.side_a, back.base_seq), (t.stream, t.side_a, t.base_seq));
             }
@@ -324,7 +414,7 @@ mod tests {
         let keys: Vec<StreamKey> = (0..9u8).map(|i| StreamKey::new(v4(i, 1), v4(100, 2))).collect();
         // Buried out of stream order: what counts is the stream index.
         for (i, k) in keys.iter().enumerate().rev() {
-            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] });
+            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] }, false, Timestamp(0));
         }
         // The 9th burial (stream 0) passed the limit of 8: streams 0-2 go.
         assert_eq!(g.len(), 6);
@@ -342,11 +432,82 @@ mod tests {
             StreamKey::new(v4(3, 3), v4(4, 4)),
         ];
         for (i, k) in keys.iter().enumerate() {
-            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] });
+            g.bury(*k, Tombstone { stream: i as u32, side_a: k.lo(), base_seq: [None; 2] }, false, Timestamp(0));
         }
         assert_eq!(g.len(), 2);
         assert!(g.get(&keys[0]).is_none());
         assert_eq!(g.get(&keys[1]).map(|t| t.stream), Some(1));
         assert_eq!(g.get(&keys[2]).map(|t| t.stream), Some(2));
+    }
+
+    fn at_s(s: i64) -> Timestamp {
+        Timestamp(s * 1_000_000_000)
+    }
+
+    #[test]
+    fn a_tombstone_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Buried>(), 16);
+    }
+
+    /// A closed stream's tombstone lives 4 to 5 minutes after its burial
+    /// (sweeps every minute); a straggler's visit starts it again; an open
+    /// stream's stays.
+    #[test]
+    fn closed_streams_tombstones_expire_after_twice_the_segment_lifetime() {
+        let closed = StreamKey::new(v4(1, 1000), v4(2, 80));
+        let visited = StreamKey::new(v4(3, 1000), v4(2, 80));
+        let open = StreamKey::new(v6(1, 1000), v6(2, 80));
+        let mut g = Graveyard::new(100);
+        let t = |stream, k: &StreamKey| Tombstone { stream, side_a: k.lo(), base_seq: [Some(1), None] };
+        g.bury(closed, t(0, &closed), true, at_s(100));
+        g.bury(visited, t(1, &visited), true, at_s(130));
+        g.bury(open, t(2, &open), false, at_s(130));
+        // Sweeps at 160, 220, 280, 340, 400 s.
+        for now in [159, 160, 220, 280, 339] {
+            g.expire(at_s(now));
+            assert!(g.get(&closed).is_some(), "{now} s");
+        }
+        g.visit(&visited);
+        g.expire(at_s(340));
+        assert!(g.get(&closed).is_none(), "4 sweeps after its burial at 100 s");
+        assert!(g.get(&visited).is_some(), "visited at 339 s");
+        g.expire(at_s(10_000));
+        assert!(g.get(&visited).is_none(), "a gap of hours counts as every sweep");
+        assert_eq!(g.get(&open).map(|t| t.stream), Some(2), "open streams' tombstones do not expire");
+    }
+
+    /// The table visits a tombstone when a straggler comes and forgets it
+    /// once expired: a frame after that starts a new stream.
+    #[test]
+    fn the_table_forgets_expired_closed_streams() {
+        use crate::decode::{Origin, Segment, TcpFlags};
+        let (a, b) = (v4(1, 1000), v4(2, 80));
+        let seg = |ack_only: bool| Segment {
+            src: a.addr,
+            dst: b.addr,
+            sport: a.port,
+            dport: b.port,
+            seq: 5,
+            ack: 0,
+            flags: TcpFlags(if ack_only { TcpFlags::ACK } else { TcpFlags::SYN }),
+            window: 0,
+            header_len: 20,
+            payload_len: Some(0),
+            payload_offset: None,
+            wscale: None,
+            options_complete: true,
+            origin: Origin::Direct,
+        };
+        let mut t = StreamTable::new();
+        let p = t.place(&seg(false), 0, |_, _| None);
+        t.retire(a, b, p.stream, [Some(5), None], true, at_s(0));
+        t.expire(at_s(200));
+        let late = t.place(&seg(true), 1, |_, _| None);
+        assert!(late.late && late.stream == 0, "{late:?}");
+        t.expire(at_s(290));
+        assert!(t.place(&seg(true), 1, |_, _| None).late, "visited at 200 s");
+        t.expire(at_s(500));
+        let new = t.place(&seg(true), 1, |_, _| None);
+        assert!(new.created && new.stream == 1, "{new:?}");
     }
 }
