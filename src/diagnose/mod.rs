@@ -234,19 +234,36 @@ const TIMEOUTS_MAX: usize = 1 << 20;
 #[cfg(test)]
 const TIMEOUTS_MAX: usize = 16;
 
-/// A set of addresses that stops growing at [`DISTINCT_MAX`].
+/// A set of addresses that stops growing at [`DISTINCT_MAX`]. IPv4
+/// addresses are kept as 4 bytes (an [`Addr`](crate::decode::Addr) takes
+/// 17): a server's clients are most of what a long capture adds.
 #[derive(Default)]
 struct Distinct {
-    set: std::collections::HashSet<crate::decode::Addr, foldhash::fast::RandomState>,
+    v4: std::collections::HashSet<u32, foldhash::fast::RandomState>,
+    v6: std::collections::HashSet<[u8; 16], foldhash::fast::RandomState>,
     /// An address was left out because the set was full.
     capped: bool,
 }
 
 impl Distinct {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn contains(&self, a: &crate::decode::Addr) -> bool {
+        match *a {
+            crate::decode::Addr::V4(b) => self.v4.contains(&u32::from_be_bytes(b)),
+            crate::decode::Addr::V6(b) => self.v6.contains(&b),
+        }
+    }
+
     fn insert(&mut self, a: crate::decode::Addr) {
-        if self.set.len() < DISTINCT_MAX {
-            self.set.insert(a);
-        } else if !self.set.contains(&a) {
+        if self.len() < DISTINCT_MAX {
+            match a {
+                crate::decode::Addr::V4(b) => self.v4.insert(u32::from_be_bytes(b)),
+                crate::decode::Addr::V6(b) => self.v6.insert(b),
+            };
+        } else if !self.contains(&a) {
             self.capped = true;
         }
     }
@@ -296,11 +313,42 @@ impl Reduced {
     }
 }
 
+/// An established flow's time in its server's hands: 24 bytes (an
+/// `Option<Timestamp>` would take 16).
 #[derive(Clone, Copy)]
 struct PlainHeld {
     hs_ack: Timestamp,
-    released: Option<Timestamp>,
-    served: Option<Timestamp>,
+    /// When the server released it; [`PlainHeld::NEVER`] if it did not.
+    released: Timestamp,
+    /// When it first sent data; [`PlainHeld::NEVER`] if it did not.
+    served: Timestamp,
+}
+
+impl PlainHeld {
+    /// Stands for "not in the capture": no capture time is this late.
+    const NEVER: Timestamp = Timestamp(i64::MAX);
+
+    fn new(x: &Facts) -> Self {
+        PlainHeld {
+            hs_ack: x.hs_ack.unwrap_or_default(),
+            released: x.released.unwrap_or(Self::NEVER),
+            served: x.served.unwrap_or(Self::NEVER),
+        }
+    }
+
+    /// Held from the handshake ACK until released (or `end`).
+    fn held(&self, end: Timestamp) -> Held {
+        let until = if self.released == Self::NEVER { end } else { self.released };
+        Held { from: self.hs_ack, until: until.max(self.hs_ack) }
+    }
+
+    /// Queued from the handshake ACK until released or served, whichever
+    /// came first (or `end`).
+    fn queued(&self, end: Timestamp) -> Held {
+        let first = self.released.min(self.served);
+        let until = if first == Self::NEVER { end } else { first };
+        Held { from: self.hs_ack, until: until.max(self.hs_ack) }
+    }
 }
 
 /// The facts of every reported stream, kept so that memory grows with the
@@ -346,7 +394,7 @@ impl FactStore {
                 r.plain += 1;
                 r.plain_packets += x.packets;
                 r.plain_unserved += u64::from(x.server_bytes == 0);
-                r.held.push(PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served });
+                r.held.push(PlainHeld::new(&x));
             }
             Kind::HalfOpen => {
                 r.half_open += 1;
@@ -479,8 +527,8 @@ fn diagnose_server(
     let syn_ack_retransmissions =
         flows.iter().map(|x| u64::from(x.syn_ack_retx)).sum::<u64>() + r.half_open_syn_ack_retx;
     let resets = count(flows, |x| x.any_rst);
-    let clients = (r.clients.set.len()
-        + flows.iter().map(|x| x.client.addr).filter(|a| !r.clients.set.contains(a)).collect::<BTreeSet<_>>().len())
+    let clients = (r.clients.len()
+        + flows.iter().map(|x| x.client.addr).filter(|a| !r.clients.contains(a)).collect::<BTreeSet<_>>().len())
         as u64;
 
     // Established connections: in the server's hands from the handshake
@@ -489,19 +537,9 @@ fn diagnose_server(
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
     let established_count = established.len() as u64 + r.plain;
-    let intervals = established
-        .iter()
-        .map(|x| PlainHeld { hs_ack: x.hs_ack.unwrap_or_default(), released: x.released, served: x.served })
-        .chain(r.held.iter().copied());
-    let held: Vec<Held> =
-        intervals.clone().map(|x| Held { from: x.hs_ack, until: x.released.unwrap_or(end).max(x.hs_ack) }).collect();
-    let queued: Vec<Held> = intervals
-        .map(|x| {
-            let from = x.hs_ack;
-            let until = [x.released, x.served].into_iter().flatten().min().unwrap_or(end).max(from);
-            Held { from, until }
-        })
-        .collect();
+    let intervals = established.iter().map(|x| PlainHeld::new(x)).chain(r.held.iter().copied());
+    let held: Vec<Held> = intervals.clone().map(|x| x.held(end)).collect();
+    let queued: Vec<Held> = intervals.map(|x| x.queued(end)).collect();
     let peak_established = backlog::peak(&held) as u64;
 
     // Capture loss: ACKs of bytes the capture never showed.
@@ -623,8 +661,8 @@ fn diagnose_server(
     if half_open_count >= FLOOD_MIN_HALF_OPEN && half_open_count * 2 >= attempts {
         let reduced_sources = &r.half_open_sources;
         let other_sources: BTreeSet<_> =
-            half_open.iter().map(|x| x.client.addr).filter(|a| !reduced_sources.set.contains(a)).collect();
-        let sources = reduced_sources.set.len() + other_sources.len();
+            half_open.iter().map(|x| x.client.addr).filter(|a| !reduced_sources.contains(a)).collect();
+        let sources = reduced_sources.len() + other_sources.len();
         // Stateless SYN cookies never retransmit a SYN-ACK: every SYN-ACK
         // old enough to have been retried was sent once.
         let matured = |t: Timestamp| end.0.saturating_sub(t.0) >= SYNACK_RETRY_NS;
