@@ -40,7 +40,7 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     out.extend_from_slice(b",\"label\":\"");
     out.extend_from_slice(f.label.as_str().as_bytes());
     out.extend_from_slice(b"\",\"reason\":");
-    serde_value(out, &f.reason);
+    string(out, &f.reason);
     out.extend_from_slice(b",\"client\":");
     endpoint(out, &f.client);
     out.extend_from_slice(b",\"server\":");
@@ -103,13 +103,13 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     out.extend_from_slice(b",\"last_frame\":");
     int(out, f.last_frame);
     out.extend_from_slice(b",\"first_ts\":");
-    serde_value(out, &f.first_ts);
+    string(out, &f.first_ts);
     out.extend_from_slice(b",\"last_ts\":");
-    serde_value(out, &f.last_ts);
+    string(out, &f.last_ts);
     out.extend_from_slice(b",\"duration_s\":");
     serde_value(out, &f.duration_s);
     out.extend_from_slice(b",\"wireshark_filter\":");
-    serde_value(out, &f.wireshark_filter);
+    string(out, &f.wireshark_filter);
     out.push(b'}');
 }
 
@@ -119,6 +119,19 @@ fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
 
 fn boolean(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+/// A JSON string. serde_json escapes only `"`, `\` and control characters
+/// (below 0x20), so a string without them is written as it is; any other
+/// goes through serde_json.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_value(out, &s);
+    }
 }
 
 /// Strings (escaping), floats and the rare nested values go through
@@ -132,7 +145,20 @@ fn endpoint(out: &mut Vec<u8>, e: &crate::stream::Endpoint) {
     use std::io::Write as _;
     // An address's text never needs escaping.
     out.extend_from_slice(b"{\"ip\":\"");
-    let _ = write!(out, "{}", e.addr);
+    match e.addr {
+        // Dotted decimal, as `Ipv4Addr`'s Display writes it, without the
+        // formatting machinery (most flows have two of these).
+        crate::decode::Addr::V4([a, b, c, d]) => {
+            int(out, a);
+            for octet in [b, c, d] {
+                out.push(b'.');
+                int(out, octet);
+            }
+        }
+        crate::decode::Addr::V6(_) => {
+            let _ = write!(out, "{}", e.addr);
+        }
+    }
     out.extend_from_slice(b"\",\"port\":");
     int(out, e.port);
     out.push(b'}');
@@ -157,6 +183,8 @@ fn flags(out: &mut Vec<u8>, c: &crate::analysis::FlagCounts) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_zero_counters_object_is_what_the_loop_writes() {
         let mut zero = crate::analysis::FlagCounts::default();
@@ -167,5 +195,39 @@ mod tests {
         super::flags(&mut looped, &zero);
         let looped = String::from_utf8(looped).unwrap().replacen(":7", ":0", 1);
         assert_eq!(looped.as_bytes(), super::NO_FLAGS);
+    }
+
+    #[test]
+    fn strings_are_what_serde_json_writes() {
+        let cases = [
+            "",
+            "plain",
+            "tcp.stream eq 7",
+            "quote \" inside",
+            "back\\slash",
+            "tab\there",
+            "nl\n",
+            "\u{1}\u{1f}",
+            "del \u{7f}",
+            "é ü 中文 \u{2028}",
+            "emoji \u{1F600}",
+            " ~!@#$%^&*()_+{}|:<>?`-=[];',./",
+        ];
+        for s in cases {
+            let mut ours = Vec::new();
+            string(&mut ours, s);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_endpoints_are_what_display_writes() {
+        use crate::decode::Addr;
+        for a in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 1, 0, 100], [192, 168, 0, 9], [1, 20, 100, 200]] {
+            let e = crate::stream::Endpoint { addr: Addr::V4(a), port: 443 };
+            let mut ours = Vec::new();
+            endpoint(&mut ours, &e);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&e).unwrap());
+        }
     }
 }
