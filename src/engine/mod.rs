@@ -11,7 +11,8 @@
 //!   exponentially, so a retry would have come by then;
 //! * otherwise quiet for [`Config::idle_timeout`];
 //! * or, when more than [`Config::max_flows`] are held, the ones due
-//!   soonest are finished early (and counted).
+//!   soonest are finished early (and counted): closed streams by due
+//!   time, then, when open streams are never due (files), the oldest.
 //!
 //! Quiet times are measured on the capture clock, so offline results do
 //! not depend on the machine. A finished stream leaves a tombstone in the
@@ -219,6 +220,14 @@ pub struct Engine {
     due: BinaryHeap<Reverse<(Timestamp, StreamId, Slot)>>,
     /// Latest timestamp seen: the capture clock.
     clock: Timestamp,
+    /// An open stream can be due: there is an idle timeout or the stall
+    /// rule. Without them (files), a stream gets a heap entry only when it
+    /// closes, and [`Engine::created`] gives the order in which open
+    /// streams are finished early when too many are held.
+    open_due: bool,
+    /// (stream, slot) in creation order, when `!open_due`; entries of
+    /// finished streams are dropped lazily.
+    created: std::collections::VecDeque<(StreamId, Slot)>,
     ready: Vec<Finished>,
     stats: FrameStats,
 }
@@ -244,9 +253,27 @@ impl Engine {
             streams: Slots::default(),
             due: BinaryHeap::new(),
             clock: Timestamp(i64::MIN),
+            open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
+            created: std::collections::VecDeque::new(),
             ready: Vec::new(),
             stats: FrameStats::default(),
         }
+    }
+
+    /// A stream was created in `slot`: its first heap entry, or its place
+    /// in the creation order.
+    fn schedule_new(&mut self, stream: StreamId, slot: Slot, due: Timestamp) {
+        if self.open_due {
+            self.due.push(Reverse((due, stream, slot)));
+            return;
+        }
+        // Drop the entries of finished streams once they are half the
+        // queue, so that it follows the streams held.
+        if self.created.len() >= 2 * self.streams.len() + 1024 {
+            let streams = &self.streams;
+            self.created.retain(|&(id, slot)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
+        }
+        self.created.push_back((stream, slot));
     }
 
     /// Streams held now.
@@ -351,10 +378,18 @@ impl Engine {
         }
     }
 
-    /// Hold at most `max_flows` streams: finish the ones due soonest.
+    /// Hold at most `max_flows` streams: finish the ones due soonest (when
+    /// open streams are never due: the closed ones by due time, then the
+    /// oldest open ones).
     fn enforce_capacity(&mut self) {
         while self.streams.len() > self.config.max_flows {
-            let Some(Reverse((_, id, slot))) = self.due.pop() else { break };
+            let (id, slot) = match self.due.pop() {
+                Some(Reverse((_, id, slot))) => (id, slot),
+                None => match self.created.pop_front() {
+                    Some(next) => next,
+                    None => break,
+                },
+            };
             if self.live(id, slot).is_some() {
                 self.stats.finished_early += 1;
                 self.finish_stream(slot);
@@ -421,9 +456,10 @@ impl Engine {
         if placed.created {
             let slot = streams.insert(Held::new(placed.stream, src, dst, at.ts));
             debug_assert_eq!(slot, placed.slot);
-            self.due.push(Reverse((Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)), placed.stream, slot)));
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
+            self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
         }
+        let streams = &mut self.streams;
         let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
             debug_assert!(false, "stream table and state out of step");
             return (placed.stream, AnalysisFlags::default());
@@ -473,7 +509,15 @@ impl Engine {
         // included, was captured (reference §2.4), though state was updated.
         let printed = if seg.options_complete { expand_for_output(flags) } else { AnalysisFlags::default() };
         st.record.on_segment(dir, &seg, len.unwrap_or(0), printed, at);
-        summary.closed = st.record.is_closed();
+        if !summary.closed && st.record.is_closed() {
+            summary.closed = true;
+            if !self.open_due {
+                // Its first heap entry: due once quiet for the linger.
+                let linger = self.config.close_linger.as_nanos().min(i64::MAX as u128) as i64;
+                let due = Timestamp(summary.last_ts.0.saturating_add(linger));
+                self.due.push(Reverse((due, placed.stream, placed.slot)));
+            }
+        }
         if let Some(socks) = st.socks.as_mut()
             && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
         {
@@ -661,6 +705,26 @@ mod tests {
             assert!(l.engine.has_finished(), "closed after {close_after_ms} ms: still held");
             assert_eq!(l.engine.live_streams(), 0);
         }
+    }
+
+    /// Files (no idle timeout): past the capacity, closed streams go
+    /// first (their outcome is final), then the oldest open ones.
+    #[test]
+    fn capacity_finishes_closed_streams_first_then_the_oldest() {
+        let mut l = Ladder::new();
+        l.engine = super::Engine::with_config(super::Config { max_flows: 2, ..super::Config::default() });
+        l.client_port = 4000;
+        l.seg(C, SYN, 100, 0, 0, 0.0, 1000); // stream 0: open
+        long_connection(&mut l, 4001, 10.0, 50.0); // stream 1: closed
+        l.client_port = 4002;
+        l.seg(C, SYN, 100, 0, 0, 100.0, 1000); // stream 2: one too many
+        let first: Vec<u32> = l.engine.take_finished().iter().map(|f| f.record().stream).collect();
+        assert_eq!(first, [1], "the closed stream");
+        l.client_port = 4003;
+        l.seg(C, SYN, 100, 0, 0, 200.0, 1000); // stream 3
+        let next: Vec<u32> = l.engine.take_finished().iter().map(|f| f.record().stream).collect();
+        assert_eq!(next, [0], "then the oldest open one");
+        assert_eq!(l.engine.stats().finished_early, 2);
     }
 
     #[test]
