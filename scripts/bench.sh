@@ -9,9 +9,11 @@
 # generate the inputs into $BENCH_DIR (default target/bench); run flowclass,
 # tshark 4.0, tcptrace and tcpdump one after the other on the same file,
 # measuring wall time (median of $REPS runs for the fast tools) and peak RSS
-# (/usr/bin/time -v); check flowclass and tshark agree per stream; then the
-# memory runs (short mix x1 and x10 in length, the SYN flood). Prints a
-# table with the ratios against the targets; also written to
+# (/usr/bin/time -v); check flowclass and tshark agree per stream. The same
+# for the loopback file, real short connections recorded in a namespace by
+# scripts/record-loopback.sh (as root, once; reused while it exists). Then
+# the memory runs (short mix x1 and x10 in length, the SYN flood). Prints
+# tables with the ratios against the targets; also written to
 # $BENCH_DIR/results.md.
 #
 # Environment (defaults):
@@ -25,6 +27,7 @@
 #   FLOWS=1000000     SYNs (= flows) of the flood file
 #   TOOL_TIMEOUT=900  seconds before any one measured command is killed
 #   SKIP_TSHARK=1 / SKIP_TCPTRACE=1   leave a reference tool out
+#   SKIP_LOOPBACK=1   do not record the loopback file (an existing one is used)
 #   BENCH_DIR         where inputs and outputs go (several GB with FLOWS=10M)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,25 +142,29 @@ busy_before=$(busy)
 if [ "$busy_before" -gt 10 ]; then
   say "warning: the CPUs are ${busy_before}% busy before the timed runs: something else is running, the figures will be off"
 fi
-say "main file: $MAIN ($(($(stat -c %s "$MAIN") / 1000000)) MB)"
-# flowclass writes its full JSON report; to /dev/null when timed, to a file
-# once more (untimed) for the comparison with tshark.
-measure flowclass "$REPS" /dev/null "$FC" --format json "$MAIN"
-"$FC" --format json "$MAIN" >"$BENCH_DIR/flowclass.json"
-measure tcpdump "$REPS" /dev/null tcpdump -r "$MAIN" -w /dev/null
-if [ "${SKIP_TCPTRACE:-}" != 1 ]; then
-  measure tcptrace "$REPS" /dev/null tcptrace -n "$MAIN"
-fi
-if [ "${SKIP_TSHARK:-}" != 1 ]; then
-  WIRESHARK_CONFIG_DIR=$(mktemp -d)
-  export WIRESHARK_CONFIG_DIR # empty profile: defaults only
-  measure tshark "$TSHARK_REPS" "$BENCH_DIR/tshark.tsv" tshark -n -r "$MAIN" -T fields \
-    -e tcp.stream -e tcp.analysis.retransmission -e tcp.analysis.duplicate_ack
-  rm -rf "$WIRESHARK_CONFIG_DIR"
-fi
-
-# Same numbers? Per stream: frames, retransmission and duplicate_ack frames.
-read -r frames streams parity < <(python3 - "$BENCH_DIR/flowclass.json" "$BENCH_DIR/tshark.tsv" "${SKIP_TSHARK:-}" <<'EOF'
+# compare KEY FILE: flowclass, tcpdump, tcptrace and tshark on FILE; sets
+# WALL/RSS[KEY_tool] and PARITY/FRAMES/STREAMS[KEY].
+declare -A PARITY FRAMES STREAMS
+compare() {
+  local key=$1 file=$2 line
+  say "$key: $file ($(($(stat -c %s "$file") / 1000000)) MB)"
+  # flowclass writes its full JSON report; to /dev/null when timed, to a
+  # file once more (untimed) for the comparison with tshark.
+  measure "${key}_flowclass" "$REPS" /dev/null "$FC" --format json "$file"
+  "$FC" --format json "$file" >"$BENCH_DIR/$key.flowclass.json"
+  measure "${key}_tcpdump" "$REPS" /dev/null tcpdump -r "$file" -w /dev/null
+  if [ "${SKIP_TCPTRACE:-}" != 1 ]; then
+    measure "${key}_tcptrace" "$REPS" /dev/null tcptrace -n "$file"
+  fi
+  if [ "${SKIP_TSHARK:-}" != 1 ]; then
+    WIRESHARK_CONFIG_DIR=$(mktemp -d)
+    export WIRESHARK_CONFIG_DIR # empty profile: defaults only
+    measure "${key}_tshark" "$TSHARK_REPS" "$BENCH_DIR/$key.tshark.tsv" tshark -n -r "$file" -T fields \
+      -e tcp.stream -e tcp.analysis.retransmission -e tcp.analysis.duplicate_ack
+    rm -rf "$WIRESHARK_CONFIG_DIR"
+  fi
+  # Same numbers? Per stream: frames, retransmission and duplicate_ack frames.
+  line=$(python3 - "$BENCH_DIR/$key.flowclass.json" "$BENCH_DIR/$key.tshark.tsv" "${SKIP_TSHARK:-}" <<'EOF'
 import collections, json, sys
 doc = json.load(open(sys.argv[1]))
 fc = {f["stream"]: (f["packets"]["client"] + f["packets"]["server"], f["analysis"]["retransmission"],
@@ -176,7 +183,19 @@ for line in open(sys.argv[2]):
 diff = sum(1 for k in set(fc) | set(ts) if fc.get(k) != tuple(ts.get(k, ())))
 print(doc["summary"]["frames"], len(fc), "same" if diff == 0 else f"DIFFER({diff}-streams)")
 EOF
-)
+  )
+  read -r "FRAMES[$key]" "STREAMS[$key]" "PARITY[$key]" <<<"$line"
+}
+compare main "$MAIN"
+# The issue's reference input: real short connections over loopback,
+# recorded here (needs root and tcpdump; kept and reused once recorded).
+LOOPBACK=$BENCH_DIR/loopback.pcap
+if [ ! -s "$LOOPBACK" ] && [ "$(id -u)" = 0 ] && [ "${SKIP_LOOPBACK:-}" != 1 ]; then
+  ./scripts/record-loopback.sh "$LOOPBACK" >&2 || say "warning: recording the loopback input failed"
+fi
+if [ -s "$LOOPBACK" ]; then
+  compare loopback "$LOOPBACK"
+fi
 
 # --- memory ------------------------------------------------------------------
 say "memory runs"
@@ -187,41 +206,53 @@ for run in empty:empty short_x1:short-x1 short_x10:short-x10 flood:flood; do
   measure "${run%%:*}" 1 "tail:$BENCH_DIR/${run#*:}.tail" "$FC" --format json "$BENCH_DIR/${run#*:}.pcap"
   HELD[${run%%:*}]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/${run#*:}.tail" | grep -o '[0-9]*$' || true)
 done
-HELD[main]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/flowclass.json" | grep -o '[0-9]*$' || true)
+HELD[main]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/main.flowclass.json" | grep -o '[0-9]*$' || true)
 per_flow() { awk -v p="$1" -v b="${RSS[empty]}" -v n="$2" 'BEGIN{printf "%.0f", (p-b)*1024/n}'; }
 held() { echo "${HELD[$1]:-$2}"; } # flows held at the peak, or all of them if not reported
 
 # --- report ------------------------------------------------------------------
-{
-  echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), flowclass $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty src'))"
-  echo
-  echo "Main file: mixed, $streams streams, $frames frames, $(($(stat -c %s "$MAIN") / 1000000)) MB; flowclass and tshark per-stream numbers: $parity."
-  echo "CPU busy (other processes) just before the timed runs: ${busy_before}%; just after: $(busy)%."
-  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)."
+# tools_table KEY DESCRIPTION: the side-by-side table and the ratios for one input.
+tools_table() {
+  local k=$1 r
+  echo "$2: ${STREAMS[$k]} streams, ${FRAMES[$k]} frames; flowclass and tshark per-stream numbers: ${PARITY[$k]}."
   echo
   echo "| tool | command | wall s | peak RSS MiB |"
   echo "|---|---|---:|---:|"
-  echo "| flowclass | \`flowclass --format json F > /dev/null\` (median of $REPS) | ${WALL[flowclass]} | $(mib "${RSS[flowclass]}") |"
-  if [ -n "${WALL[tshark]:-}" ]; then echo "| tshark $(tshark --version 2>/dev/null | head -1 | awk '{print $3}') | \`tshark -n -r F -T fields -e tcp.stream -e tcp.analysis.retransmission -e tcp.analysis.duplicate_ack\` ($TSHARK_REPS run) | ${WALL[tshark]} | $(mib "${RSS[tshark]}") |"; fi
-  if [ -n "${WALL[tcptrace]:-}" ]; then echo "| tcptrace | \`tcptrace -n F\` (median of $REPS) | ${WALL[tcptrace]} | $(mib "${RSS[tcptrace]}") |"; fi
-  echo "| tcpdump | \`tcpdump -r F -w /dev/null\` (median of $REPS) | ${WALL[tcpdump]} | $(mib "${RSS[tcpdump]}") |"
+  echo "| flowclass | \`flowclass --format json F > /dev/null\` (median of $REPS) | ${WALL[${k}_flowclass]} | $(mib "${RSS[${k}_flowclass]}") |"
+  if [ -n "${WALL[${k}_tshark]:-}" ]; then echo "| tshark $(tshark --version 2>/dev/null | head -1 | awk '{print $3}') | \`tshark -n -r F -T fields -e tcp.stream -e tcp.analysis.retransmission -e tcp.analysis.duplicate_ack\` ($TSHARK_REPS run) | ${WALL[${k}_tshark]} | $(mib "${RSS[${k}_tshark]}") |"; fi
+  if [ -n "${WALL[${k}_tcptrace]:-}" ]; then echo "| tcptrace | \`tcptrace -n F\` (median of $REPS) | ${WALL[${k}_tcptrace]} | $(mib "${RSS[${k}_tcptrace]}") |"; fi
+  echo "| tcpdump | \`tcpdump -r F -w /dev/null\` (median of $REPS) | ${WALL[${k}_tcpdump]} | $(mib "${RSS[${k}_tcpdump]}") |"
   echo
   echo "| target | measured | goal | |"
   echo "|---|---:|---:|---|"
-  if [ -n "${WALL[tshark]:-}" ]; then
-    r=$(ratio "${WALL[tshark]}" "${WALL[flowclass]}")
+  if [ -n "${WALL[${k}_tshark]:-}" ]; then
+    r=$(ratio "${WALL[${k}_tshark]}" "${WALL[${k}_flowclass]}")
     echo "| speed vs tshark (tshark time / flowclass time) | ${r}x | >= 100x | $(verdict "$r" 100) |"
   fi
-  if [ -n "${WALL[tcptrace]:-}" ]; then
-    r=$(ratio "${WALL[tcptrace]}" "${WALL[flowclass]}")
+  if [ -n "${WALL[${k}_tcptrace]:-}" ]; then
+    r=$(ratio "${WALL[${k}_tcptrace]}" "${WALL[${k}_flowclass]}")
     echo "| speed vs tcptrace | ${r}x | >= 30x | $(verdict "$r" 30) |"
   fi
-  r=$(ratio "${WALL[tcpdump]}" "${WALL[flowclass]}")
+  r=$(ratio "${WALL[${k}_tcpdump]}" "${WALL[${k}_flowclass]}")
   echo "| speed vs tcpdump read floor | ${r}x | >= 1x | $(verdict "$r" 1) |"
-  if [ -n "${RSS[tshark]:-}" ]; then
-    r=$(ratio "${RSS[tshark]}" "${RSS[flowclass]}")
+  if [ -n "${RSS[${k}_tshark]:-}" ]; then
+    r=$(ratio "${RSS[${k}_tshark]}" "${RSS[${k}_flowclass]}")
     echo "| peak RSS vs tshark (tshark RSS / flowclass RSS) | ${r}x | >= 20x | $(verdict "$r" 20) |"
   fi
+  echo
+}
+{
+  echo "## Results ($(date -u +%Y-%m-%dT%H:%MZ), flowclass $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty src'))"
+  echo
+  echo "CPU busy (other processes) just before the timed runs: ${busy_before}%; just after: $(busy)%."
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)."
+  echo
+  tools_table main "Main file (generated mix, $(($(stat -c %s "$MAIN") / 1000000)) MB)"
+  if [ -n "${WALL[loopback_flowclass]:-}" ]; then
+    tools_table loopback "Loopback file (recorded: real short connections, $(($(stat -c %s "$LOOPBACK") / 1000000)) MB)"
+  fi
+  echo "| memory target | measured | goal | |"
+  echo "|---|---:|---:|---|"
   r=$(ratio "${RSS[short_x10]}" "${RSS[short_x1]}")
   echo "| peak RSS, 10x longer capture / 1x (short mix) | ${r}x | ~1x | $(awk -v r="$r" 'BEGIN{print (r <= 1.5) ? "met" : "NOT met"}') |"
   # What still grows with the flows that finished (tombstones, diagnosis):
@@ -233,9 +264,9 @@ held() { echo "${HELD[$1]:-$2}"; } # flows held at the peak, or all of them if n
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| empty pcap (baseline) | 0 | | ${WALL[empty]} | $(mib "${RSS[empty]}") | |"
   for row in "short x1:short_x1:$MEM_CONNS" "short x10:short_x10:$((MEM_CONNS * 10))" "SYN flood:flood:$FLOWS" \
-    "main (mixed):flowclass:$streams"; do
+    "main (mixed):main_flowclass:${STREAMS[main]}"; do
     IFS=: read -r label key n <<<"$row"
-    h=$(held "${key/flowclass/main}" "$n")
+    h=$(held "${key/main_flowclass/main}" "$n")
     echo "| $label | $n | $h | ${WALL[$key]} | $(mib "${RSS[$key]}") | $(per_flow "${RSS[$key]}" "$h") |"
   done
 } | tee "$BENCH_DIR/results.md"
