@@ -152,19 +152,19 @@ fn write_flows_in_blocks(
             *w = (*w).max(cell.chars().count());
         }
     }
-    let blocks = rows.chunks(block_rows);
+    let blocks: Vec<&[Row]> = rows.chunks(block_rows).collect();
     let last = blocks.len() - 1;
-    for (i, block) in blocks.enumerate() {
+    // The blocks join into one table: only the first keeps its top border,
+    // only the last its bottom border.
+    let render = |i: usize| -> String {
         let mut t = new_table(colour_on, None, i == 0);
-        for row in block {
+        for row in blocks[i] {
             add_row(&mut t, row, colour_on);
         }
         for (column, w) in t.column_iter_mut().zip(widest) {
             let w = u16::try_from(w + 2).unwrap_or(u16::MAX);
             column.set_constraint(ColumnConstraint::Absolute(Width::Fixed(w)));
         }
-        // The blocks join into one table: only the first keeps its top
-        // border, only the last its bottom border.
         let text = t.to_string();
         let mut lines: Vec<&str> = text.lines().collect();
         if i != last {
@@ -173,11 +173,37 @@ fn write_flows_in_blocks(
         if i != 0 {
             lines.remove(0);
         }
-        for line in lines {
-            writeln!(out, "{line}")?;
+        let mut block = lines.join("\n");
+        block.push('\n');
+        block
+    };
+    // comfy-table takes a few microseconds a row: a helper thread renders
+    // the odd blocks while this one renders the even ones and writes all
+    // in order (two blocks of text in flight). Without a helper, this
+    // thread renders them all.
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(1);
+        let render = &render;
+        let helper = std::thread::Builder::new()
+            .name("flowclass-table".into())
+            .spawn_scoped(s, move || {
+                for i in (1..=last).step_by(2) {
+                    if tx.send(render(i)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .is_ok();
+        for i in 0..=last {
+            let block = match (i % 2 == 1 && helper).then(|| rx.recv()) {
+                Some(Ok(block)) => block,
+                // No helper (or it stopped): render it here.
+                _ => render(i),
+            };
+            out.write_all(block.as_bytes())?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Write the whole table report (`rows` sorted by stream).
