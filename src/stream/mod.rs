@@ -242,13 +242,46 @@ impl Live {
     }
 }
 
+/// Streams in progress by endpoint pair, IPv4 pairs under a 16-byte
+/// packed key (buckets of 32 bytes instead of 56: half the memory, fewer
+/// cache lines per lookup, a shorter key to hash). Randomly seeded fast
+/// hash: live traffic chooses the keys.
+#[derive(Default)]
+struct LiveMap {
+    v4: HashMap<Packed4, Live, foldhash::fast::RandomState>,
+    v6: HashMap<StreamKey, Live, foldhash::fast::RandomState>,
+}
+
+impl LiveMap {
+    #[inline]
+    fn get(&self, key: &StreamKey) -> Option<&Live> {
+        match packed4(key) {
+            Some(p) => self.v4.get(&p),
+            None => self.v6.get(key),
+        }
+    }
+
+    fn insert(&mut self, key: StreamKey, live: Live) {
+        match packed4(&key) {
+            Some(p) => self.v4.insert(p, live),
+            None => self.v6.insert(key, live),
+        };
+    }
+
+    fn remove(&mut self, key: &StreamKey) {
+        match packed4(key) {
+            Some(p) => self.v4.remove(&p),
+            None => self.v6.remove(key),
+        };
+    }
+}
+
 /// Map from endpoint pair to its current stream, live or finished.
 pub struct StreamTable {
     /// Streams in progress with their first sender (so that the direction
     /// of a segment is known from this one lookup) and the caller's slot
-    /// for their state. Randomly seeded fast hash: live traffic chooses the
-    /// keys.
-    current: HashMap<StreamKey, Live, foldhash::fast::RandomState>,
+    /// for their state.
+    current: LiveMap,
     /// Finished streams (consulted when `current` has no stream).
     retired: Graveyard,
     next_index: StreamId,
@@ -270,7 +303,7 @@ impl StreamTable {
     /// forgotten first; a straggler of a forgotten stream then starts a new
     /// index where tshark would reuse the old one).
     pub fn with_tombstones(max: usize) -> Self {
-        StreamTable { current: HashMap::default(), retired: Graveyard::new(max), next_index: 0 }
+        StreamTable { current: LiveMap::default(), retired: Graveyard::new(max), next_index: 0 }
     }
 
     /// Number of streams created so far.
@@ -295,7 +328,7 @@ impl StreamTable {
     /// the new index if one had to be created (its state goes in `slot`).
     pub fn claim(&mut self, a: Endpoint, b: Endpoint, slot: u32) -> Option<StreamId> {
         let key = StreamKey::new(a, b);
-        if self.current.contains_key(&key) || self.retired.get(&key).is_some() {
+        if self.current.get(&key).is_some() || self.retired.get(&key).is_some() {
             return None;
         }
         Some(self.create(key, a, false, slot).stream)
