@@ -727,6 +727,21 @@ mod tests {
         assert_eq!(l.engine.stats().finished_early, 2);
     }
 
+    /// The creation-order queue drops finished streams' entries, so it
+    /// follows the streams held, not the capture.
+    #[test]
+    fn the_creation_queue_follows_the_streams_held() {
+        let mut l = Ladder::new();
+        for i in 0..5_000u16 {
+            // A closed connection every 100 ms: each is finished 120 s later.
+            long_connection(&mut l, 10_000 + i, f64::from(i) * 100.0, 10.0);
+            let held = l.engine.live_streams();
+            assert!(l.engine.created.len() <= 2 * held + 1024, "{} queued, {held} held", l.engine.created.len());
+        }
+        assert!(l.engine.live_streams() < 1_300, "finished after the linger: {}", l.engine.live_streams());
+        assert!(!l.engine.take_finished().is_empty());
+    }
+
     #[test]
     fn capacity_bounds_the_streams_held() {
         let mut l = Ladder::new();
