@@ -97,9 +97,10 @@ impl Default for Config {
     /// more than 1 million are held at once. Tombstones keep the numbering
     /// of stragglers: those of streams closed by FINs expire minutes later
     /// ([`StreamTable::expire`]), the others are kept up to 1 million
-    /// (about 40 bytes each with the map's overhead). A straggler of a finished stream keeps its `tcp.stream`
-    /// index and is counted in `late_frames`; over the 425-capture corpus
-    /// only zeek/llc.pcap has any (a RST repeated every minute for hours).
+    /// (about 40 bytes each with the map's overhead). A straggler of a
+    /// finished stream keeps its `tcp.stream` index and is counted in
+    /// `late_frames`; over the 425-capture corpus only zeek/llc.pcap has
+    /// any (a RST repeated every minute for hours).
     fn default() -> Self {
         Config {
             close_linger: FILE_CLOSE_LINGER,
@@ -332,7 +333,6 @@ impl Engine {
 
     /// When a stream may be finished if nothing else arrives.
     fn due_time(&self, held: &Held) -> Timestamp {
-        let ns = |d: Duration| d.as_nanos().min(i64::MAX as u128) as i64;
         let after = |t: Timestamp, quiet: i64| Timestamp(t.0.saturating_add(quiet));
         let sum = held.summary;
         if sum.closed {
@@ -513,8 +513,7 @@ impl Engine {
             summary.closed = true;
             if !self.open_due {
                 // Its first heap entry: due once quiet for the linger.
-                let linger = self.config.close_linger.as_nanos().min(i64::MAX as u128) as i64;
-                let due = Timestamp(summary.last_ts.0.saturating_add(linger));
+                let due = Timestamp(summary.last_ts.0.saturating_add(ns(self.config.close_linger)));
                 self.due.push(Reverse((due, placed.stream, placed.slot)));
             }
         }
@@ -633,6 +632,11 @@ impl Engine {
         ids.sort_unstable();
         ids.into_iter().filter_map(|(_, slot)| self.streams.remove(slot)).map(|h| h.state).collect()
     }
+}
+
+/// A duration in nanoseconds, as capture times count them (saturated).
+fn ns(d: Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
 }
 
 /// Classify a stream finished when the capture clock read `clock`.

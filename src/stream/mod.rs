@@ -74,11 +74,11 @@ struct Buried {
 const CLOSED: u8 = 1 << 3;
 
 impl Buried {
-    fn new(key: &StreamKey, t: &Tombstone, closed: bool, generation: u16) -> Self {
+    fn new(key: &StreamKey, t: &Tombstone, expires: bool, generation: u16) -> Self {
         let bits = u8::from(t.side_a != key.lo())
             | u8::from(t.base_seq[0].is_some()) << 1
             | u8::from(t.base_seq[1].is_some()) << 2
-            | if closed { CLOSED } else { 0 };
+            | if expires { CLOSED } else { 0 };
         Buried {
             stream: t.stream,
             base_seq: [t.base_seq[0].unwrap_or(0), t.base_seq[1].unwrap_or(0)],
@@ -113,17 +113,18 @@ fn packed4(key: &StreamKey) -> Option<Packed4> {
 /// How often (capture time) the graveyard looks for expired tombstones.
 const SWEEP_NS: i64 = 60_000_000_000;
 
-/// Sweeps the tombstone of a stream closed by FINs outlives: 4 minutes,
-/// twice the maximum segment lifetime (RFC 9293 §3.4.2: MSL is 2 minutes).
-/// By then no segment of the connection can still be in the network: a
+/// Sweeps the tombstone of a stream closed by FINs outlives. At least 4
+/// minutes, twice the maximum segment lifetime (RFC 9293 §3.4.2: MSL is 2
+/// minutes), must pass after its stream was reported (a closed stream is
+/// reported once quiet for `--linger`) or a straggler last visited it: by
+/// then no segment of the connection can still be in the network, so a
 /// frame of that endpoint pair is a new connection (a new stream anyway
-/// when it is a SYN with a new ISN), or a stale duplicate, which keeps the
-/// tombstone alive by visiting it. It is forgotten 4 to 5 minutes after
-/// its stream was reported, and a closed stream is reported once quiet for
-/// `--linger`. Streams ended by a RST keep theirs: some devices repeat a
-/// RST for hours at irregular intervals (zeek/llc.pcap: every minute, with
-/// gaps of up to 38, for 23 hours, all one stream for tshark).
-const CLOSED_GENERATIONS: u16 = 4;
+/// when it is a SYN with a new ISN). Sweeps come a minute or more apart and
+/// the first may come at once, so 5 of them take 4 to 6 minutes. Streams
+/// ended by a RST keep theirs: some devices repeat a RST for hours at
+/// irregular intervals (zeek/llc.pcap: every minute, with gaps of up to 38,
+/// for 23 hours, all one stream for tshark).
+const CLOSED_GENERATIONS: u16 = 5;
 
 /// Finished streams' tombstones, stored compactly. The tombstone of a
 /// stream closed by FINs expires ([`CLOSED_GENERATIONS`]), so a long
@@ -156,10 +157,10 @@ impl Graveyard {
         }
         // A gap in the capture counts as the sweeps it spans (at most as
         // many as make every tombstone expire).
-        let missed = (now.0 - due.0) / SWEEP_NS + 1;
+        let missed = now.0.saturating_sub(due.0) / SWEEP_NS + 1;
         let steps = missed.min(i64::from(CLOSED_GENERATIONS)) as u16;
         self.generation = self.generation.wrapping_add(steps);
-        self.next_sweep = Some(Timestamp(due.0.saturating_add(missed.saturating_mul(SWEEP_NS))));
+        self.next_sweep = Some(Timestamp(now.0.saturating_add(SWEEP_NS)));
         let generation = self.generation;
         let alive = |b: &mut Buried| b.bits & CLOSED == 0 || generation.wrapping_sub(b.generation) < CLOSED_GENERATIONS;
         self.v4.retain(|_, b| alive(b));
@@ -189,11 +190,11 @@ impl Graveyard {
         }
     }
 
-    fn bury(&mut self, key: StreamKey, t: Tombstone, closed: bool, now: Timestamp) {
+    fn bury(&mut self, key: StreamKey, t: Tombstone, expires: bool, now: Timestamp) {
         if self.next_sweep.is_none() {
             self.next_sweep = Some(Timestamp(now.0.saturating_add(SWEEP_NS)));
         }
-        let b = Buried::new(&key, &t, closed, self.generation);
+        let b = Buried::new(&key, &t, expires, self.generation);
         match packed4(&key) {
             Some(p) => self.v4.insert(p, b),
             None => self.v6.insert(key, b),
@@ -336,15 +337,15 @@ impl StreamTable {
 
     /// The stream `stream` between `a` and `b` is finished at `now`:
     /// remember it as a tombstone with its sides' base sequence numbers.
-    /// The tombstone of a stream `closed` by FINs from both sides expires
-    /// minutes later (see [`StreamTable::expire`]).
+    /// `expires`: the stream was closed by FINs from both sides, so its
+    /// tombstone expires minutes later (see [`StreamTable::expire`]).
     pub fn retire(
         &mut self,
         a: Endpoint,
         b: Endpoint,
         stream: StreamId,
         base_seq: [Option<u32>; 2],
-        closed: bool,
+        expires: bool,
         now: Timestamp,
     ) {
         let key = StreamKey::new(a, b);
@@ -353,12 +354,12 @@ impl StreamTable {
         {
             let side_a = live.side_a(&key);
             self.current.remove(&key);
-            self.retired.bury(key, Tombstone { stream, side_a, base_seq }, closed, now);
+            self.retired.bury(key, Tombstone { stream, side_a, base_seq }, expires, now);
         }
     }
 
     /// Move the capture clock to `now`: the tombstone of a stream closed by
-    /// FINs is forgotten 4 to 5 minutes (twice TCP's maximum segment
+    /// FINs is forgotten 4 to 6 minutes (twice TCP's maximum segment
     /// lifetime) after the stream was finished, unless a straggler visited
     /// it since.
     /// A frame of that endpoint pair then starts a new stream, where tshark,
@@ -482,7 +483,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Buried>(), 16);
     }
 
-    /// A closed stream's tombstone lives 4 to 5 minutes after its burial
+    /// A closed stream's tombstone lives 4 to 6 minutes after its burial
     /// (sweeps every minute); a straggler's visit starts it again; an open
     /// stream's stays.
     #[test]
@@ -496,17 +497,69 @@ mod tests {
         g.bury(visited, t(1, &visited), true, at_s(130));
         g.bury(open, t(2, &open), false, at_s(130));
         // Sweeps at 160, 220, 280, 340, 400 s.
-        for now in [159, 160, 220, 280, 339] {
+        for now in [159, 160, 220, 280, 340, 399] {
             g.expire(at_s(now));
             assert!(g.get(&closed).is_some(), "{now} s");
         }
         g.visit(&visited);
-        g.expire(at_s(340));
-        assert!(g.get(&closed).is_none(), "4 sweeps after its burial at 100 s");
-        assert!(g.get(&visited).is_some(), "visited at 339 s");
+        g.expire(at_s(400));
+        assert!(g.get(&closed).is_none(), "5 sweeps, 300 s after its burial at 100 s");
+        assert!(g.get(&visited).is_some(), "visited at 399 s");
         g.expire(at_s(10_000));
         assert!(g.get(&visited).is_none(), "a gap of hours counts as every sweep");
         assert_eq!(g.get(&open).map(|t| t.stream), Some(2), "open streams' tombstones do not expire");
+    }
+
+    /// However the sweeps fall, a tombstone lives at least twice the
+    /// maximum segment lifetime and at most 6 minutes after its burial.
+    #[test]
+    fn a_tombstone_lives_4_to_6_minutes() {
+        let key = StreamKey::new(v4(1, 1000), v4(2, 80));
+        for first_frame in [0, 1, 30, 59] {
+            for buried in [0, 1, 59, 60, 61, 119, 200] {
+                let mut g = Graveyard::new(10);
+                // Frames every second from `first_frame`; the sweep clock starts
+                // with the first burial (of another key) at `first_frame`.
+                let other = StreamKey::new(v4(9, 9), v4(2, 80));
+                g.bury(
+                    other,
+                    Tombstone { stream: 9, side_a: other.lo(), base_seq: [None; 2] },
+                    false,
+                    at_s(first_frame),
+                );
+                let mut gone = None;
+                for now in first_frame..first_frame + 1_000 {
+                    g.expire(at_s(now));
+                    if now == first_frame + buried {
+                        g.bury(key, Tombstone { stream: 0, side_a: key.lo(), base_seq: [None; 2] }, true, at_s(now));
+                    }
+                    if now > first_frame + buried && g.get(&key).is_none() {
+                        gone = Some(now - first_frame - buried);
+                        break;
+                    }
+                }
+                let gone = gone.expect("expired");
+                assert!(
+                    (240..=360).contains(&gone),
+                    "first frame {first_frame}, buried at +{buried}: gone after {gone} s"
+                );
+            }
+        }
+    }
+
+    /// Capture times at the ends of the range (damaged timestamps) do not
+    /// overflow the sweep arithmetic.
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let key = StreamKey::new(v4(1, 1000), v4(2, 80));
+        let mut g = Graveyard::new(10);
+        g.bury(key, Tombstone { stream: 0, side_a: key.lo(), base_seq: [None; 2] }, true, Timestamp(i64::MIN));
+        g.expire(Timestamp(i64::MAX));
+        assert!(g.get(&key).is_none());
+        g.bury(key, Tombstone { stream: 1, side_a: key.lo(), base_seq: [None; 2] }, true, Timestamp(i64::MAX));
+        g.expire(Timestamp(i64::MAX));
+        g.expire(Timestamp(i64::MIN));
+        assert_eq!(g.len(), 1);
     }
 
     /// The table visits a tombstone when a straggler comes and forgets it
@@ -540,6 +593,9 @@ mod tests {
         t.expire(at_s(290));
         assert!(t.place(&seg(true), 1, |_, _| None).late, "visited at 200 s");
         t.expire(at_s(500));
+        assert_eq!(t.tombstones(), 1, "visited at 290 s");
+        t.expire(at_s(700));
+        assert_eq!(t.tombstones(), 0);
         let new = t.place(&seg(true), 1, |_, _| None);
         assert!(new.created && new.stream == 1, "{new:?}");
     }
