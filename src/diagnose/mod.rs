@@ -284,9 +284,9 @@ struct Reduced {
     plain_packets: u64,
     /// Plain flows the server never sent a byte on.
     plain_unserved: u64,
-    /// Per plain flow: handshake ACK, release and first server data (24
-    /// bytes).
-    held: Vec<PlainHeld>,
+    /// Per plain flow: handshake ACK, release and first server data
+    /// (about 10 bytes each, see [`PackedHeld`]).
+    held: PackedHeld,
     /// Bare half-open attempts.
     half_open: u64,
     half_open_syn_retx: u64,
@@ -310,6 +310,70 @@ struct Reduced {
 impl Reduced {
     fn timeout_count(&self) -> u64 {
         self.timeouts.len() as u64 + self.timeouts_uncompared
+    }
+}
+
+/// Plain flows' [`PlainHeld`] times, packed: a long capture of healthy
+/// traffic adds one per established flow, and this is most of what it
+/// adds to memory. Each is written as variable-length differences (the
+/// handshake ACK from the previous one's, which is close since flows are
+/// reported in about the order they started; the release and the first
+/// data from the handshake ACK): about 10 bytes instead of 24. Exact.
+#[derive(Default)]
+struct PackedHeld {
+    bytes: Vec<u8>,
+    last_hs_ack: i64,
+}
+
+impl PackedHeld {
+    fn push(&mut self, h: PlainHeld) {
+        let mut put = |v: i64| {
+            // Zigzag, then 7 bits a byte with the high bit meaning "more".
+            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            while z >= 0x80 {
+                self.bytes.push(z as u8 | 0x80);
+                z >>= 7;
+            }
+            self.bytes.push(z as u8);
+        };
+        put(h.hs_ack.0.wrapping_sub(self.last_hs_ack));
+        // Which of the two times are there, then those that are.
+        let times = [h.released, h.served];
+        put(times.iter().enumerate().map(|(i, &t)| i64::from(t != PlainHeld::NEVER) << i).sum());
+        for t in times.into_iter().filter(|&t| t != PlainHeld::NEVER) {
+            put(t.0.wrapping_sub(h.hs_ack.0));
+        }
+        self.last_hs_ack = h.hs_ack.0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = PlainHeld> + Clone + '_ {
+        let mut rest = self.bytes.as_slice();
+        let mut last = 0i64;
+        std::iter::from_fn(move || {
+            let mut get = || -> Option<i64> {
+                let mut z = 0u64;
+                for shift in (0..64).step_by(7) {
+                    let (&b, tail) = rest.split_first()?;
+                    rest = tail;
+                    z |= u64::from(b & 0x7f) << shift;
+                    if b & 0x80 == 0 {
+                        return Some((z >> 1) as i64 ^ -((z & 1) as i64));
+                    }
+                }
+                None
+            };
+            let hs_ack = last.wrapping_add(get()?);
+            let present = get()?;
+            let mut time = |i: u32| -> Option<Timestamp> {
+                if present >> i & 1 == 0 {
+                    return Some(PlainHeld::NEVER);
+                }
+                Some(Timestamp(hs_ack.wrapping_add(get()?)))
+            };
+            let (released, served) = (time(0)?, time(1)?);
+            last = hs_ack;
+            Some(PlainHeld { hs_ack: Timestamp(hs_ack), released, served })
+        })
     }
 }
 
@@ -537,7 +601,7 @@ fn diagnose_server(
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
     let established_count = established.len() as u64 + r.plain;
-    let intervals = established.iter().map(|x| PlainHeld::new(x)).chain(r.held.iter().copied());
+    let intervals = established.iter().map(|x| PlainHeld::new(x)).chain(r.held.iter());
     let held: Vec<Held> = intervals.clone().map(|x| x.held(end)).collect();
     let queued: Vec<Held> = intervals.map(|x| x.queued(end)).collect();
     let peak_established = backlog::peak(&held) as u64;

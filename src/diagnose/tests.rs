@@ -227,3 +227,45 @@ fn timeouts_beyond_the_kept_ones_are_counted_and_noted() {
     assert!(d[0].explanation.contains("20 SYN timeouts"), "{}", d[0].explanation);
     assert!(d[0].notes.iter().any(|n| n.starts_with("4 SYN timeouts after the first 16")), "{:?}", d[0].notes);
 }
+
+/// Packed held intervals come back exactly, "never" and extreme times
+/// included, in the order they went in.
+#[test]
+fn packed_held_intervals_come_back_exactly() {
+    use super::{PackedHeld, PlainHeld};
+    let never = PlainHeld::NEVER;
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut all = vec![
+        PlainHeld { hs_ack: Timestamp(0), released: never, served: never },
+        PlainHeld { hs_ack: Timestamp(i64::MIN), released: Timestamp(i64::MAX - 1), served: Timestamp(i64::MIN) },
+        PlainHeld { hs_ack: Timestamp(i64::MAX), released: Timestamp(i64::MIN), served: never },
+        PlainHeld { hs_ack: Timestamp(5), released: Timestamp(4), served: Timestamp(6) },
+    ];
+    let mut t = 1_700_000_000_000_000_000i64;
+    for _ in 0..10_000 {
+        t += (next() % 5_000_000) as i64 - 1_000_000;
+        let pick = |r: u64| match r % 4 {
+            0 => never,
+            1 => Timestamp(t + (r % 3_000_000_000) as i64),
+            2 => Timestamp(t - (r % 1_000) as i64),
+            _ => Timestamp(r as i64),
+        };
+        let (a, b) = (next(), next());
+        all.push(PlainHeld { hs_ack: Timestamp(t), released: pick(a), served: pick(b) });
+    }
+    let mut packed = PackedHeld::default();
+    for h in &all {
+        packed.push(*h);
+    }
+    let back: Vec<(Timestamp, Timestamp, Timestamp)> =
+        packed.iter().map(|h| (h.hs_ack, h.released, h.served)).collect();
+    let want: Vec<(Timestamp, Timestamp, Timestamp)> = all.iter().map(|h| (h.hs_ack, h.released, h.served)).collect();
+    assert_eq!(back, want);
+    assert!(packed.bytes.len() < all.len() * 16, "{} bytes for {} intervals", packed.bytes.len(), all.len());
+}
