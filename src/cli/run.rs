@@ -177,19 +177,20 @@ impl<W: io::Write> Reporting<W> {
         stats: &flowclass::engine::FrameStats,
         live: Option<LiveExtras>,
     ) -> io::Result<()> {
-        let mut servers: Vec<ServerOut> =
-            diagnose_store(&self.facts, stats.last_ts).iter().map(ServerOut::from).collect();
         let mut header = Header::new(inputs, stats, self.streams_total, self.writer.counts());
         if let Some(live) = live {
-            if let Some(k) = &live.kernel {
-                for s in &mut servers {
-                    s.attach_kernel_view(k);
-                }
-            }
             header.capture = Some(live.capture);
             header.kernel = live.kernel;
         }
-        self.writer.end(&header, &servers)
+        let kernel = header.kernel.as_ref();
+        let servers = diagnose_store(&self.facts, stats.last_ts).map(|d| {
+            let mut s = ServerOut::from(&d);
+            if let Some(k) = kernel {
+                s.attach_kernel_view(k);
+            }
+            s
+        });
+        self.writer.end(&header, servers)
     }
 }
 

@@ -504,11 +504,13 @@ pub fn diagnose(flows: &[FlowFacts], capture_end: Option<Timestamp>) -> Vec<Diag
     for x in flows {
         store.push(x.clone());
     }
-    diagnose_store(&store, capture_end)
+    diagnose_store(&store, capture_end).collect()
 }
 
-/// [`diagnose`] over a [`FactStore`].
-pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<Diagnosis> {
+/// [`diagnose`] over a [`FactStore`], one server at a time (a capture of a
+/// port scan has a server per port scanned: their diagnoses are written
+/// as they are made, never all held at once).
+pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> impl Iterator<Item = Diagnosis> + '_ {
     let mut first: HashMap<Endpoint, u32> = HashMap::new();
     let mut groups: HashMap<Endpoint, Vec<&FlowFacts>> = HashMap::new();
     let mut sorted: Vec<&FlowFacts> = store.full.iter().collect();
@@ -524,16 +526,13 @@ pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> Vec<
     let mut order: Vec<(u32, Endpoint)> = first.into_iter().map(|(e, s)| (s, e)).collect();
     order.sort_unstable();
     let end = capture_end.unwrap_or_default();
-    order
-        .into_iter()
-        .filter_map(|(_, server)| {
-            let flows = groups.remove(&server).unwrap_or_default();
-            let reduced = store.reduced.get(&server);
-            let attempts = flows.iter().filter(|x| x.attempt).count() as u64
-                + reduced.map_or(0, |r| r.plain + r.half_open + r.timeout_count());
-            (attempts > 0).then(|| diagnose_server(server, &flows, reduced, attempts, end))
-        })
-        .collect()
+    order.into_iter().filter_map(move |(_, server)| {
+        let flows = groups.remove(&server).unwrap_or_default();
+        let reduced = store.reduced.get(&server);
+        let attempts = flows.iter().filter(|x| x.attempt).count() as u64
+            + reduced.map_or(0, |r| r.plain + r.half_open + r.timeout_count());
+        (attempts > 0).then(|| diagnose_server(server, &flows, reduced, attempts, end))
+    })
 }
 
 fn count(flows: &[&Facts], pred: impl Fn(&Facts) -> bool) -> u64 {

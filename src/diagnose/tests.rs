@@ -136,7 +136,7 @@ fn reduced_and_unreduced(
         unreduced.push_unreduced(x.clone());
     }
     let json = |d: Vec<Diagnosis>| serde_json::to_value(d).unwrap();
-    (json(super::diagnose(&facts, end)), json(super::diagnose_store(&unreduced, end)))
+    (json(super::diagnose(&facts, end)), json(super::diagnose_store(&unreduced, end).collect()))
 }
 
 fn reducible(f: &[crate::engine::Finished]) -> [usize; 3] {

@@ -22,6 +22,35 @@ pub fn write_server_line(out: &mut impl Write, server: &ServerOut) -> io::Result
     out.write_all(b"\n")
 }
 
+/// The end of the JSON document after the `flows` array: `"servers": [...]`
+/// and the header's members, then the closing brace, exactly as
+/// `serde_json::to_string_pretty` writes them as members of one object
+/// (its pretty output only indents by depth and never breaks a value's
+/// text across lines, so a server written alone and indented two levels is
+/// the same text). One server is held at a time.
+pub fn write_tail(out: &mut impl Write, servers: impl Iterator<Item = ServerOut>, header: &Header) -> io::Result<()> {
+    out.write_all(b"\"servers\": [")?;
+    let mut any = false;
+    for s in servers {
+        out.write_all(if any { b",\n" } else { b"\n" })?;
+        any = true;
+        let text = serde_json::to_string_pretty(&s)?;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(b"    ")?;
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    out.write_all(if any { b"\n  ],\n" } else { b"],\n" })?;
+    // The header as an object, without its opening brace: its members are
+    // already indented one level, and its closing brace ends the document.
+    let text = serde_json::to_string_pretty(header)?;
+    out.write_all(text.strip_prefix("{\n").unwrap_or(&text).as_bytes())?;
+    out.write_all(b"\n")
+}
+
 /// The closing summary line (`"type": "summary"`).
 pub fn write_summary_line(out: &mut impl Write, header: &Header) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &Line { kind: "summary", body: header })?;

@@ -4,8 +4,6 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
 use super::{Flow, Header, LabelCounts, ServerOut, json, table};
 
 /// Output format.
@@ -38,13 +36,6 @@ pub struct ReportWriter<W: Write> {
     written: LabelCounts,
     /// One flow's JSON, reused.
     scratch: Vec<u8>,
-}
-
-#[derive(Serialize)]
-struct Tail<'a> {
-    servers: &'a [ServerOut],
-    #[serde(flatten)]
-    header: &'a Header,
 }
 
 impl<W: Write> ReportWriter<W> {
@@ -103,8 +94,9 @@ impl<W: Write> ReportWriter<W> {
         self.out.flush()
     }
 
-    /// Finish the report with the servers and the totals, and flush.
-    pub fn end(mut self, header: &Header, servers: &[ServerOut]) -> io::Result<()> {
+    /// Finish the report with the servers (written as they come, never
+    /// all held) and the totals, and flush.
+    pub fn end(mut self, header: &Header, servers: impl Iterator<Item = ServerOut>) -> io::Result<()> {
         match self.format {
             Format::Table => {
                 self.rows.sort_by_key(table::Row::stream);
@@ -112,7 +104,7 @@ impl<W: Write> ReportWriter<W> {
             }
             Format::Jsonl => {
                 for s in servers {
-                    json::write_server_line(&mut self.out, s)?;
+                    json::write_server_line(&mut self.out, &s)?;
                 }
                 json::write_summary_line(&mut self.out, header)?;
             }
@@ -121,10 +113,7 @@ impl<W: Write> ReportWriter<W> {
                     self.out.write_all(b"{\n\"flows\": [")?;
                 }
                 self.out.write_all(b"\n],\n")?;
-                // Serialize the rest as an object and splice its members in.
-                let tail = serde_json::to_string_pretty(&Tail { servers, header })?;
-                self.out.write_all(tail.trim_start_matches('{').trim_start().as_bytes())?;
-                self.out.write_all(b"\n")?;
+                json::write_tail(&mut self.out, servers, header)?;
             }
         }
         self.out.flush()

@@ -210,7 +210,7 @@ fn write_flows_in_blocks(
 pub fn write(
     out: &mut impl Write,
     header: &Header,
-    servers: &[ServerOut],
+    servers: impl Iterator<Item = ServerOut>,
     rows: &[Row],
     colour_on: bool,
     width: Option<u16>,
@@ -259,8 +259,9 @@ pub fn write(
 }
 
 /// The Servers section: verdict, confidence, explanation, evidence, remedy.
-fn write_servers(out: &mut impl Write, servers: &[ServerOut]) -> io::Result<()> {
-    if servers.is_empty() {
+fn write_servers(out: &mut impl Write, servers: impl Iterator<Item = ServerOut>) -> io::Result<()> {
+    let mut servers = servers.peekable();
+    if servers.peek().is_none() {
         return Ok(());
     }
     writeln!(out, "\nservers:")?;
