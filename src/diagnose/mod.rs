@@ -346,7 +346,7 @@ impl PackedHeld {
         self.last_hs_ack = h.hs_ack.0;
     }
 
-    fn iter(&self) -> impl Iterator<Item = PlainHeld> + Clone + '_ {
+    fn iter(&self) -> impl Iterator<Item = PlainHeld> + '_ {
         let mut rest = self.bytes.as_slice();
         let mut last = 0i64;
         std::iter::from_fn(move || {
@@ -600,9 +600,12 @@ fn diagnose_server(
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
     let established_count = established.len() as u64 + r.plain;
-    let intervals = established.iter().map(|x| PlainHeld::new(x)).chain(r.held.iter());
-    let held: Vec<Held> = intervals.clone().map(|x| x.held(end)).collect();
-    let queued: Vec<Held> = intervals.map(|x| x.queued(end)).collect();
+    let (held, queued): (Vec<Held>, Vec<Held>) = established
+        .iter()
+        .map(|x| PlainHeld::new(x))
+        .chain(r.held.iter())
+        .map(|x| (x.held(end), x.queued(end)))
+        .unzip();
     let peak_established = backlog::peak(&held) as u64;
 
     // Capture loss: ACKs of bytes the capture never showed.

@@ -59,20 +59,25 @@ impl Row {
     /// The row for `f`.
     pub fn new(f: &Flow) -> Row {
         use crate::analysis::AnalysisFlags as A;
-        let cells: [String; COLUMNS] = [
-            f.stream.to_string(),
-            f.client.to_string(),
-            f.server.to_string(),
-            f.label.as_str().to_string(),
-            f.handshake.syn_retransmissions.to_string(),
-            f.handshake.syn_ack_retransmissions.to_string(),
-            f.analysis.get(A::RETRANSMISSION).to_string(),
-            f.analysis.get(A::DUPLICATE_ACK).to_string(),
-            (f.packets.client + f.packets.server).to_string(),
-            format!("{:.3}s", f.duration_s),
-            end_text(f).to_string(),
-        ];
-        Row { stream: f.stream, label: f.label, text: cells.join(&SEP.to_string()).into_boxed_str() }
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(96);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            text,
+            "{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{:.3}s{SEP}{}",
+            f.stream,
+            f.client,
+            f.server,
+            f.label.as_str(),
+            f.handshake.syn_retransmissions,
+            f.handshake.syn_ack_retransmissions,
+            f.analysis.get(A::RETRANSMISSION),
+            f.analysis.get(A::DUPLICATE_ACK),
+            f.packets.client + f.packets.server,
+            f.duration_s,
+            end_text(f),
+        );
+        Row { stream: f.stream, label: f.label, text: text.into_boxed_str() }
     }
 
     /// The stream index (the table is sorted by it).
