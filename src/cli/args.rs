@@ -82,8 +82,9 @@ pub struct Args {
     pub idle_timeout: Option<std::time::Duration>,
 
     /// A closed flow (RST, or FIN both ways) quiet for this long is reported
-    /// and forgotten; later packets keep its stream number and are counted
-    /// in `summary.late_frames`. `end` holds closed flows to the end of the
+    /// and forgotten; later packets keep its stream number (after a FIN
+    /// close, for 4 to 6 minutes past the report) and are counted in
+    /// `summary.late_frames`. `end` holds closed flows to the end of the
     /// files, as tshark does (memory then grows with the capture). Default:
     /// 10s live, 120s for files.
     #[arg(long, value_name = "DURATION|end", value_parser = parse_quiet)]
@@ -104,7 +105,8 @@ pub struct Args {
     pub label: Vec<flowclass::classify::Label>,
 
     /// Streams held in memory at once; beyond, the ones due soonest are
-    /// reported early (counted in `summary.finished_early`).
+    /// reported early (closed ones first, then for files the oldest open
+    /// ones; counted in `summary.finished_early`).
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(usize))]
     pub max_flows: usize,
 
