@@ -34,10 +34,12 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    /// RFC 3339, UTC, nanosecond precision: `2024-01-01T00:00:00.000000000Z`.
-    /// Times before the epoch print as the epoch.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// RFC 3339, UTC, nanosecond precision, as ASCII bytes:
+    /// `2024-01-01T00:00:00.000000000Z`. Times before the epoch give the
+    /// epoch. What [`fmt::Display`] writes, without the formatting
+    /// machinery (a report writes two per flow).
+    pub fn rfc3339(self) -> [u8; 30] {
         let ns = self.0.max(0);
         let (secs, nanos) = (ns / 1_000_000_000, (ns % 1_000_000_000) as u32);
         // The calendar part comes from humantime, once per second: a report
@@ -49,11 +51,11 @@ impl fmt::Display for Timestamp {
         let (cached, mut prefix) = LAST_SECOND.get();
         if cached != secs {
             let t = UNIX_EPOCH + Duration::from_secs(secs as u64);
+            // `YYYY-MM-DDTHH:MM:SSZ` (seconds up to i64::MAX / 1e9 always
+            // have a four-digit year): keep all but the `Z`.
             let text = humantime::format_rfc3339_seconds(t).to_string();
-            // `YYYY-MM-DDTHH:MM:SSZ`: keep all but the `Z`.
-            match text.as_bytes().get(..19) {
-                Some(p) => prefix.copy_from_slice(p),
-                None => return f.write_str(&text),
+            if let Some(p) = text.as_bytes().get(..19) {
+                prefix.copy_from_slice(p);
             }
             LAST_SECOND.set((secs, prefix));
         }
@@ -66,9 +68,22 @@ impl fmt::Display for Timestamp {
             n /= 10;
         }
         out[29] = b'Z';
-        // Every byte written is ASCII.
-        f.write_str(std::str::from_utf8(&out).unwrap_or("1970-01-01T00:00:00.000000000Z"))
+        out
     }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339, UTC, nanosecond precision ([`Timestamp::rfc3339`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every byte is ASCII.
+        f.write_str(std::str::from_utf8(&self.rfc3339()).unwrap_or("1970-01-01T00:00:00.000000000Z"))
+    }
+}
+
+/// Serialize a value as a string with its [`fmt::Display`] text (for
+/// `#[serde(serialize_with)]`).
+pub fn serialize_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 #[cfg(test)]

@@ -36,38 +36,112 @@ const MAX_UNACKED_SEGMENTS: usize = 10_000;
 /// not acknowledged yet. Only its length influences the flags (through
 /// `MAX_UNACKED_SEGMENTS`), but which entries an ACK removes depends on
 /// their values, so they are kept. Memory is bounded by the limit and is
-/// empty whenever the peer acknowledges everything.
+/// freed whenever the peer acknowledges everything.
 #[derive(Clone, Debug, Default)]
 pub struct Unacked {
-    ends: std::collections::VecDeque<u32>,
+    ends: Ends,
     /// Every end is (modularly) greater than the one before, so an ACK
     /// removes a prefix: the common case, O(removed).
     increasing: bool,
 }
 
+/// Ends kept in place while few are outstanding (a request, a FIN: most
+/// streams never have more), so most streams allocate nothing for them.
+#[derive(Clone, Debug)]
+enum Ends {
+    Inline { len: u8, ends: [u32; INLINE_ENDS] },
+    Heap(std::collections::VecDeque<u32>),
+}
+
+/// Ends kept without allocating.
+const INLINE_ENDS: usize = 6;
+
+impl Default for Ends {
+    fn default() -> Self {
+        Ends::Inline { len: 0, ends: [0; INLINE_ENDS] }
+    }
+}
+
 impl Unacked {
     fn len(&self) -> usize {
-        self.ends.len()
+        match &self.ends {
+            Ends::Inline { len, .. } => usize::from(*len),
+            Ends::Heap(v) => v.len(),
+        }
+    }
+
+    /// The ends held, oldest first.
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u32> {
+        match &self.ends {
+            Ends::Inline { len, ends } => ends[..usize::from(*len)].to_vec(),
+            Ends::Heap(v) => v.iter().copied().collect(),
+        }
+    }
+
+    fn last(&self) -> Option<u32> {
+        match &self.ends {
+            Ends::Inline { len, ends } => len.checked_sub(1).map(|i| ends[usize::from(i)]),
+            Ends::Heap(v) => v.back().copied(),
+        }
     }
 
     fn push(&mut self, end: u32) {
-        if self.ends.is_empty() {
+        if self.len() == 0 {
             self.increasing = true;
-        } else if self.ends.back().is_some_and(|&b| !gt(end, b)) {
+        } else if self.last().is_some_and(|b| !gt(end, b)) {
             self.increasing = false;
         }
-        self.ends.push_back(end);
+        match &mut self.ends {
+            Ends::Inline { len, ends } if usize::from(*len) < INLINE_ENDS => {
+                ends[usize::from(*len)] = end;
+                *len += 1;
+            }
+            Ends::Inline { ends, .. } => {
+                let mut v = std::collections::VecDeque::with_capacity(4 * INLINE_ENDS);
+                v.extend(ends.iter().copied());
+                v.push_back(end);
+                self.ends = Ends::Heap(v);
+            }
+            Ends::Heap(v) => v.push_back(end),
+        }
     }
 
     /// Drop every segment whose end is not beyond `ack` (Wireshark does
     /// this with the ack field of every packet, ACK flag or not).
     fn acknowledge(&mut self, ack: u32) {
-        if self.increasing {
-            while self.ends.front().is_some_and(|&e| !gt(e, ack)) {
-                self.ends.pop_front();
+        match &mut self.ends {
+            Ends::Inline { len, ends } => {
+                let held = &ends[..usize::from(*len)];
+                let kept = if self.increasing {
+                    // Ends after the acknowledged prefix move to the front.
+                    let done = held.iter().take_while(|&&e| !gt(e, ack)).count();
+                    ends.copy_within(done..usize::from(*len), 0);
+                    usize::from(*len) - done
+                } else {
+                    let mut kept = 0;
+                    for i in 0..usize::from(*len) {
+                        if gt(ends[i], ack) {
+                            ends[kept] = ends[i];
+                            kept += 1;
+                        }
+                    }
+                    kept
+                };
+                *len = kept as u8;
             }
-        } else {
-            self.ends.retain(|&e| gt(e, ack));
+            Ends::Heap(v) => {
+                if self.increasing {
+                    while v.front().is_some_and(|&e| !gt(e, ack)) {
+                        v.pop_front();
+                    }
+                } else {
+                    v.retain(|&e| gt(e, ack));
+                }
+                if v.is_empty() {
+                    self.ends = Ends::default();
+                }
+            }
         }
     }
 }

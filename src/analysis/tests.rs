@@ -205,3 +205,55 @@ fn fin_beyond_ten_thousand_unacked_segments_is_not_a_sequence_byte() {
     // sequence number: the server's ACK of it acknowledges "unseen" bytes.
     assert_eq!(l.seg(S, FIN | ACK, 901, fin_seq + 1, 0, 201.0, 1000).1, only(F::ACK_LOST_SEGMENT));
 }
+
+/// The unacknowledged-segment list keeps its first ends in place and the
+/// rest on the heap; either way it must hold exactly what a plain queue
+/// with the same rules holds (the rules: an ACK removes the acknowledged
+/// prefix while the ends increase, else every acknowledged end).
+#[test]
+fn unacked_ends_match_a_plain_queue() {
+    use super::Unacked;
+    use super::seq::gt;
+    use std::collections::VecDeque;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut spilled = 0;
+    for round in 0..2000 {
+        let mut list = Unacked::default();
+        let (mut plain, mut increasing) = (VecDeque::<u32>::new(), false);
+        // Near the wrap of the sequence space in some rounds.
+        let base = if round % 3 == 0 { u32::MAX - 50 } else { next() as u32 };
+        for _ in 0..60 {
+            let r = next();
+            let v = base.wrapping_add((r >> 8) as u32 % 40);
+            if r % 3 != 0 {
+                if plain.is_empty() {
+                    increasing = true;
+                } else if plain.back().is_some_and(|&b| !gt(v, b)) {
+                    increasing = false;
+                }
+                plain.push_back(v);
+                list.push(v);
+            } else {
+                if increasing {
+                    while plain.front().is_some_and(|&e| !gt(e, v)) {
+                        plain.pop_front();
+                    }
+                } else {
+                    plain.retain(|&e| gt(e, v));
+                }
+                list.acknowledge(v);
+            }
+            assert_eq!(list.to_vec(), Vec::from(plain.clone()), "round {round}");
+            assert_eq!((list.len(), list.last()), (plain.len(), plain.back().copied()), "round {round}");
+            spilled += usize::from(plain.len() > super::INLINE_ENDS);
+        }
+    }
+    // Both storages were exercised.
+    assert!(spilled > 1000, "{spilled}");
+}

@@ -16,6 +16,10 @@ use super::args::{Args, ColorChoice, Format};
 /// input (about 1.7 MB of JSON each).
 const FINISH_CHUNK: usize = 1024;
 
+/// Bytes of JSON of a plain flow, about (the first guess of a digest's
+/// buffer size).
+const RENDERED_FLOW: usize = 1800;
+
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: an input could not be used at all.
@@ -30,7 +34,14 @@ pub const EXIT_DAMAGED: u8 = 3;
 pub struct Digester {
     format: OutFormat,
     labels: Vec<flowclass::classify::Label>,
+    /// Render buffers already written out, for reuse: a chunk's buffer is
+    /// megabytes, which the allocator would map and unmap (page faults)
+    /// each time.
+    spare: Spare,
 }
+
+/// Render buffers shared by a [`Reporting`] and its [`Digester`]s.
+type Spare = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 
 /// What a [`Digester`] made of some finished streams.
 pub struct Digest {
@@ -39,14 +50,15 @@ pub struct Digest {
     trouble: Vec<flowclass::stream::Endpoint>,
     /// Table rows (table format).
     rows: Vec<flowclass::report::table::Row>,
-    /// JSON/JSONL flows: label and span in `bytes`.
-    rendered: Vec<(flowclass::classify::Label, usize, usize)>,
+    /// Labels of the JSON/JSONL flows rendered one after the other into
+    /// `bytes`.
+    rendered: Vec<flowclass::classify::Label>,
     bytes: Vec<u8>,
 }
 
 impl Digester {
     /// Digest `done`; the streams are dropped here.
-    pub fn digest(&self, done: Vec<Finished>) -> Digest {
+    pub fn digest(&self, mut done: Vec<Finished>) -> Digest {
         use flowclass::classify::Label as L;
         let mut d = Digest {
             streams: done.len() as u64,
@@ -56,11 +68,16 @@ impl Digester {
             rendered: Vec::new(),
             bytes: Vec::new(),
         };
-        for f in &done {
+        if self.format != OutFormat::Table {
+            d.bytes = self.spare.lock().map(|mut s| s.pop()).unwrap_or_default().unwrap_or_default();
+            // About what plain flows take, so the buffer rarely grows.
+            d.bytes.reserve(done.len() * RENDERED_FLOW);
+        }
+        for f in &mut done {
             if !f.record().selected {
                 continue;
             }
-            d.facts.push(FlowFacts::from(f));
+            d.facts.push(FlowFacts::from(&*f));
             let label = f.verdict.label;
             if matches!(label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
                 d.trouble.push(f.record().endpoints[1 - f.verdict.client_dir]);
@@ -68,13 +85,12 @@ impl Digester {
             if !self.labels.is_empty() && !self.labels.contains(&label) {
                 continue;
             }
-            let flow = Flow::from_finished(f);
+            let flow = Flow::from_finished_taking_reason(f);
             if self.format == OutFormat::Table {
                 d.rows.push(flowclass::report::table::Row::new(&flow));
             } else {
-                let start = d.bytes.len();
                 sink::render(self.format, &flow, &mut d.bytes);
-                d.rendered.push((label, start, d.bytes.len()));
+                d.rendered.push(label);
             }
         }
         d
@@ -89,6 +105,8 @@ pub struct Reporting<W: io::Write> {
     streams_total: u64,
     /// Failed attempts per server, for the live view.
     trouble: std::collections::HashMap<flowclass::stream::Endpoint, u64>,
+    /// Render buffers for the digesters.
+    spare: Spare,
 }
 
 /// What only a live capture adds to the report.
@@ -118,6 +136,7 @@ impl<W: io::Write> Reporting<W> {
             facts: FactStore::new(),
             streams_total: 0,
             trouble: Default::default(),
+            spare: Spare::default(),
         }
     }
 
@@ -130,7 +149,7 @@ impl<W: io::Write> Reporting<W> {
     /// What turns finished streams into output, apart from the writer (it
     /// can run on another thread).
     pub fn digester(&self) -> Digester {
-        Digester { format: self.writer.format(), labels: self.labels.clone() }
+        Digester { format: self.writer.format(), labels: self.labels.clone(), spare: self.spare.clone() }
     }
 
     /// Take in what a [`Digester`] made of some finished streams: count
@@ -146,8 +165,13 @@ impl<W: io::Write> Reporting<W> {
         for row in d.rows {
             self.writer.row(row);
         }
-        for (label, start, end) in d.rendered {
-            self.writer.flow_rendered(label, &d.bytes[start..end])?;
+        self.writer.flows_rendered(d.rendered, &d.bytes)?;
+        let mut bytes = d.bytes;
+        bytes.clear();
+        if let Ok(mut spare) = self.spare.lock()
+            && spare.len() < 4
+        {
+            spare.push(bytes);
         }
         Ok(())
     }

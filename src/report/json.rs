@@ -132,18 +132,26 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     out.extend_from_slice(b",\"last_frame\":");
     int(out, f.last_frame);
     out.extend_from_slice(b",\"first_ts\":");
-    string(out, &f.first_ts);
+    timestamp(out, f.first_ts);
     out.extend_from_slice(b",\"last_ts\":");
-    string(out, &f.last_ts);
+    timestamp(out, f.last_ts);
     out.extend_from_slice(b",\"duration_s\":");
     serde_value(out, &f.duration_s);
-    out.extend_from_slice(b",\"wireshark_filter\":");
-    string(out, &f.wireshark_filter);
-    out.push(b'}');
+    out.extend_from_slice(b",\"wireshark_filter\":\"");
+    out.extend_from_slice(super::StreamFilter::PREFIX.as_bytes());
+    int(out, f.wireshark_filter.0);
+    out.extend_from_slice(b"\"}");
 }
 
 fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A timestamp as a JSON string (its text never needs escaping).
+fn timestamp(out: &mut Vec<u8>, t: crate::time::Timestamp) {
+    out.push(b'"');
+    out.extend_from_slice(&t.rfc3339());
+    out.push(b'"');
 }
 
 fn boolean(out: &mut Vec<u8>, b: bool) {

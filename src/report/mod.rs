@@ -116,19 +116,49 @@ pub struct Flow {
     pub first_frame: u64,
     /// Last frame number.
     pub last_frame: u64,
-    /// First timestamp, RFC 3339 UTC.
-    pub first_ts: String,
-    /// Last timestamp, RFC 3339 UTC.
-    pub last_ts: String,
+    /// First timestamp, written RFC 3339 UTC.
+    #[serde(serialize_with = "crate::time::serialize_display")]
+    pub first_ts: Timestamp,
+    /// Last timestamp, written RFC 3339 UTC.
+    #[serde(serialize_with = "crate::time::serialize_display")]
+    pub last_ts: Timestamp,
     /// Seconds from first to last frame.
     pub duration_s: f64,
     /// Display filter showing this stream in Wireshark.
-    pub wireshark_filter: String,
+    #[serde(serialize_with = "crate::time::serialize_display")]
+    pub wireshark_filter: StreamFilter,
+}
+
+/// The Wireshark display filter that shows one stream: `tcp.stream eq N`
+/// (kept as the number; the text is made when written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamFilter(pub u32);
+
+impl StreamFilter {
+    /// The text before the stream number.
+    pub const PREFIX: &str = "tcp.stream eq ";
+}
+
+impl std::fmt::Display for StreamFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.0)
+    }
 }
 
 impl Flow {
     /// Build the reported flow from a finished stream.
     pub fn from_finished(f: &Finished) -> Flow {
+        Self::with_reason(f, f.verdict.reason.clone())
+    }
+
+    /// [`Flow::from_finished`] for a stream that is not needed afterwards:
+    /// its reason moves into the flow instead of being copied.
+    pub fn from_finished_taking_reason(f: &mut Finished) -> Flow {
+        let reason = std::mem::take(&mut f.verdict.reason);
+        Self::with_reason(f, reason)
+    }
+
+    fn with_reason(f: &Finished, reason: String) -> Flow {
         let r = f.record();
         let v = &f.verdict;
         let c = v.client_dir;
@@ -138,7 +168,7 @@ impl Flow {
         Flow {
             stream: r.stream,
             label: v.label,
-            reason: v.reason.clone(),
+            reason,
             client: r.endpoints[c],
             server: r.endpoints[1 - c],
             client_rule: v.client_rule,
@@ -177,10 +207,10 @@ impl Flow {
             },
             first_frame: first.0,
             last_frame: last.0,
-            first_ts: first.1.to_string(),
-            last_ts: last.1.to_string(),
+            first_ts: first.1,
+            last_ts: last.1,
             duration_s: last.1.secs_since(first.1),
-            wireshark_filter: format!("tcp.stream eq {}", r.stream),
+            wireshark_filter: StreamFilter(r.stream),
         }
     }
 }

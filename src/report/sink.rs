@@ -17,10 +17,17 @@ pub enum Format {
     Jsonl,
 }
 
-/// Append `flow`'s bytes to `out` as [`ReportWriter::flow_rendered`] takes
-/// them (JSON, or a JSONL line). Needs only the format, so it can run on
-/// another thread than the writer.
+/// What goes between two flows of the JSON document's `flows` array.
+const JSON_SEPARATOR: &[u8] = b",\n";
+
+/// Append `flow`'s bytes to `out` as [`ReportWriter::flows_rendered`]
+/// takes them: in JSON preceded by the separator from the flow before, in
+/// JSONL as a line. Needs only the format, so it can run on another thread
+/// than the writer.
 pub fn render(format: Format, flow: &Flow, out: &mut Vec<u8>) {
+    if format == Format::Json {
+        out.extend_from_slice(JSON_SEPARATOR);
+    }
     json::write_flow(out, flow, format == Format::Jsonl);
     if format == Format::Jsonl {
         out.push(b'\n');
@@ -34,6 +41,8 @@ pub struct ReportWriter<W: Write> {
     colour: bool,
     rows: Vec<table::Row>,
     written: LabelCounts,
+    /// A flow was written (JSON: the `flows` array is open).
+    any_written: bool,
     /// One flow's JSON, reused.
     scratch: Vec<u8>,
 }
@@ -41,7 +50,15 @@ pub struct ReportWriter<W: Write> {
 impl<W: Write> ReportWriter<W> {
     /// Start a report (`colour` only matters for the table).
     pub fn new(out: W, format: Format, colour: bool) -> Self {
-        ReportWriter { out, format, colour, rows: Vec::new(), written: LabelCounts::default(), scratch: Vec::new() }
+        ReportWriter {
+            out,
+            format,
+            colour,
+            rows: Vec::new(),
+            written: LabelCounts::default(),
+            any_written: false,
+            scratch: Vec::new(),
+        }
     }
 
     /// Flows written so far, per label.
@@ -58,7 +75,7 @@ impl<W: Write> ReportWriter<W> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         render(self.format, &flow, &mut scratch);
-        let written = self.flow_rendered(flow.label, &scratch);
+        let written = self.flows_rendered([flow.label], &scratch);
         self.scratch = scratch;
         written
     }
@@ -74,18 +91,32 @@ impl<W: Write> ReportWriter<W> {
         self.format
     }
 
-    /// Write one flow made by [`render`] (JSON and JSONL only; the table
-    /// needs [`ReportWriter::flow`]).
-    pub fn flow_rendered(&mut self, label: crate::classify::Label, bytes: &[u8]) -> io::Result<()> {
-        let first = self.written.total() == 0;
-        self.written.add(label);
+    /// Write flows made by [`render`] one after the other into `bytes`,
+    /// with their labels (JSON and JSONL only; the table needs
+    /// [`ReportWriter::flow`]). One write for all of them: a chunk of a
+    /// large file's flows goes out without another copy.
+    pub fn flows_rendered(
+        &mut self,
+        labels: impl IntoIterator<Item = crate::classify::Label>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        for label in labels {
+            self.written.add(label);
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = bytes;
         // JSON: the document is an object whose "flows" array comes first,
         // so flows can be written as they finish; members after it carry
         // the totals known only at the end. Flows appear in the order they
-        // finished: sort by "stream" if you need capture order.
-        if self.format == Format::Json {
-            self.out.write_all(if first { b"{\n\"flows\": [\n" } else { b",\n" })?;
+        // finished: sort by "stream" if you need capture order. The first
+        // flow opens the array instead of following a separator.
+        if self.format == Format::Json && !self.any_written {
+            self.out.write_all(b"{\n\"flows\": [\n")?;
+            bytes = bytes.strip_prefix(JSON_SEPARATOR).unwrap_or(bytes);
         }
+        self.any_written = true;
         self.out.write_all(bytes)
     }
 
@@ -109,7 +140,7 @@ impl<W: Write> ReportWriter<W> {
                 json::write_summary_line(&mut self.out, header)?;
             }
             Format::Json => {
-                if self.written.total() == 0 {
+                if !self.any_written {
                     self.out.write_all(b"{\n\"flows\": [")?;
                 }
                 self.out.write_all(b"\n],\n")?;
