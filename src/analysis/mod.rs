@@ -47,10 +47,12 @@ pub struct Unacked {
 
 /// Ends kept in place while few are outstanding (a request, a FIN: most
 /// streams never have more), so most streams allocate nothing for them.
+/// Beyond that, a boxed queue: the box keeps this as small as the queue
+/// alone would be.
 #[derive(Clone, Debug)]
 enum Ends {
     Inline { len: u8, ends: [u32; INLINE_ENDS] },
-    Heap(std::collections::VecDeque<u32>),
+    Heap(Box<std::collections::VecDeque<u32>>),
 }
 
 /// Ends kept without allocating.
@@ -101,7 +103,7 @@ impl Unacked {
                 let mut v = std::collections::VecDeque::with_capacity(4 * INLINE_ENDS);
                 v.extend(ends.iter().copied());
                 v.push_back(end);
-                self.ends = Ends::Heap(v);
+                self.ends = Ends::Heap(Box::new(v));
             }
             Ends::Heap(v) => v.push_back(end),
         }
