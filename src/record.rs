@@ -222,6 +222,14 @@ impl StreamRecord {
         a.rare().rst.is_some() || b.rare().rst.is_some() || (a.fin.is_some() && b.fin.is_some())
     }
 
+    /// The stream was seen from its start (a SYN from its first sender,
+    /// a SYN-ACK from the other) to a close by FINs from both sides, with
+    /// no RST.
+    pub fn is_whole_and_closed_in_order(&self) -> bool {
+        let [a, b] = &self.sides;
+        a.syn.is_some() && b.syn_ack.is_some() && self.is_closed_by_fins()
+    }
+
     /// Both sides sent a FIN and neither a RST: closed the orderly way,
     /// with no sign of a stack or middlebox that keeps sending.
     pub fn is_closed_by_fins(&self) -> bool {

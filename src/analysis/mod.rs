@@ -50,6 +50,8 @@ pub struct Unacked {
 /// Beyond that, a boxed queue: the box keeps this as small as the queue
 /// alone would be.
 #[derive(Clone, Debug)]
+// The box is the point: it keeps the rare variant as small as the common one.
+#[allow(clippy::box_collection)]
 enum Ends {
     Inline { len: u8, ends: [u32; INLINE_ENDS] },
     Heap(Box<std::collections::VecDeque<u32>>),
@@ -222,6 +224,12 @@ pub struct StreamAnalysis {
 }
 
 impl StreamAnalysis {
+    /// Each side's peer has acknowledged everything the side sent (data,
+    /// SYN and FIN alike): nothing is left to retransmit.
+    pub fn all_acknowledged(&self) -> bool {
+        self.sides.iter().all(|s| s.unacked.len() == 0)
+    }
+
     /// Set base sequence numbers before analysis (reference §1.5): the
     /// sender's from its first packet, the receiver's from the first ACK
     /// that acknowledges it.

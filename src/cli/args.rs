@@ -86,7 +86,8 @@ pub struct Args {
     /// close, for 4 to 6 minutes past the report) and are counted in
     /// `summary.late_frames`. `end` holds closed flows to the end of the
     /// files, as tshark does (memory then grows with the capture). Default:
-    /// 10s live, 120s for files.
+    /// 1s for a flow seen from its SYN to the ACK of the last of both FINs,
+    /// else 10s live and 120s for files; a value given here applies to all.
     #[arg(long, value_name = "DURATION|end", value_parser = parse_quiet)]
     pub linger: Option<std::time::Duration>,
 

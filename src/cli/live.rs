@@ -82,6 +82,8 @@ pub fn run_live(args: Args) -> u8 {
         Engine::with_config(Config {
             idle_timeout: args.idle_timeout.unwrap_or(live.idle_timeout),
             close_linger: args.linger.unwrap_or(live.close_linger),
+            // An explicit --linger holds every closed flow that long.
+            orderly_close_linger: args.linger.unwrap_or(live.orderly_close_linger),
             max_flows: args.max_flows,
             ..live
         })
