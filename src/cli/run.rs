@@ -180,7 +180,7 @@ impl<W: io::Write> Reporting<W> {
         let mut bytes = d.bytes;
         bytes.clear();
         if let Ok(mut spare) = self.spare.lock()
-            && spare.len() < 4
+            && spare.len() < 2
         {
             spare.push(bytes);
         }
@@ -241,10 +241,10 @@ pub fn write_outcome(e: io::Error, code: u8) -> u8 {
 }
 
 /// Batches of finished flows waiting for the digest thread, at most.
-const DIGEST_QUEUE: usize = 4;
+const DIGEST_QUEUE: usize = 2;
 /// Finished flows handed to the digest thread at a time, at least (the
 /// rest at the end).
-const DIGEST_BATCH: usize = 512;
+const DIGEST_BATCH: usize = 256;
 
 /// Push every frame of `set` through `engine` (see [`pipeline`]) and
 /// report the flows that finish on the way: closed and quiet, or finished
