@@ -559,13 +559,13 @@ impl Engine {
         st.record.on_segment(dir, &seg, len.unwrap_or(0), printed, at);
         if !summary.closed && st.record.is_closed() {
             summary.closed = true;
-            if !self.open_due {
-                // Its first heap entry, at the earliest it can be due (its
-                // final ACK may still come, which makes the close orderly).
-                let linger = self.config.orderly_close_linger.min(self.config.close_linger);
-                let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)));
-                self.due.push(Reverse((due, placed.stream, placed.slot)));
-            }
+            // A heap entry at the earliest it can be due (its final ACK may
+            // still come, which makes the close orderly). For files it is
+            // the stream's first; live, the stream's periodic entry may be
+            // up to `RECHECK_NS` away, too late for an orderly close.
+            let linger = self.config.orderly_close_linger.min(self.config.close_linger);
+            let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)));
+            self.due.push(Reverse((due, placed.stream, placed.slot)));
         }
         if let Some(socks) = st.socks.as_mut()
             && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
@@ -816,6 +816,12 @@ mod tests {
         });
         long_connection(&mut l, 2000, 0.0, 10.0);
         assert_eq!(reported_after(&mut l, 12.0), 5_100.0);
+        // Live capture: the same second, not the live 10 s linger nor the
+        // stream's next periodic check.
+        let mut l = Ladder::new();
+        l.engine = super::Engine::with_config(super::Config::live());
+        long_connection(&mut l, 2000, 0.0, 10.0);
+        assert_eq!(reported_after(&mut l, 12.0), 1_100.0);
     }
 
     /// Recycled state boxes hold new streams exactly like fresh ones: the
