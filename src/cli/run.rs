@@ -1,5 +1,8 @@
 //! One run over capture files: open the inputs, push every frame through
 //! the engine, write each flow as it finishes, then servers and totals.
+//! Three threads: the pipeline's reader, the engine (this one, which also
+//! writes), and one that classifies and renders the flows finished while
+//! the input is read ([`read_all`]).
 
 use std::io::{self, BufWriter, IsTerminal};
 use std::sync::mpsc;
