@@ -743,12 +743,17 @@ fn kind_of(seg: &Segment) -> SegKind {
 mod tests {
     use crate::test_support::*;
 
-    /// A connection that closes long after its handshake.
-    fn long_connection(l: &mut Ladder, port: u16, t: f64, close_after_ms: f64) {
-        l.client_port = port;
+    /// A handshake at `t` (client ISN 100, server ISN 900).
+    fn handshake(l: &mut Ladder, t: f64) {
         l.seg(C, SYN, 100, 0, 0, t, 1000);
         l.seg(S, SA, 900, 101, 0, t + 1.0, 1000);
         l.seg(C, ACK, 101, 901, 0, t + 2.0, 1000);
+    }
+
+    /// A connection that closes long after its handshake.
+    fn long_connection(l: &mut Ladder, port: u16, t: f64, close_after_ms: f64) {
+        l.client_port = port;
+        handshake(l, t);
         let end = t + close_after_ms;
         l.seg(C, FIN | ACK, 101, 901, 0, end, 1000);
         l.seg(S, FIN | ACK, 901, 102, 0, end + 1.0, 1000);
@@ -786,9 +791,7 @@ mod tests {
         };
         // RST.
         let mut l = Ladder::new();
-        l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
-        l.seg(S, SA, 900, 101, 0, 1.0, 1000);
-        l.seg(C, ACK, 101, 901, 0, 2.0, 1000);
+        handshake(&mut l, 0.0);
         l.seg(C, RST | ACK, 101, 901, 0, 3.0, 1000);
         linger(&mut l, 3.0);
         // Start not captured.
@@ -800,9 +803,7 @@ mod tests {
         linger(&mut l, 3.0);
         // The last FIN never acknowledged.
         let mut l = Ladder::new();
-        l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
-        l.seg(S, SA, 900, 101, 0, 1.0, 1000);
-        l.seg(C, ACK, 101, 901, 0, 2.0, 1000);
+        handshake(&mut l, 0.0);
         l.seg(C, FIN | ACK, 101, 901, 0, 3.0, 1000);
         l.seg(S, FIN | ACK, 901, 102, 0, 4.0, 1000);
         linger(&mut l, 4.0);
