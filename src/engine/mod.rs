@@ -233,6 +233,12 @@ impl Finished {
 /// late first retry and for Linux's linear SYN retries (1 s apart).
 const MIN_QUIET_NS: i64 = 3_000_000_000;
 
+/// Room for the final ACK of an orderly close in a closed stream's first
+/// due time: that ACK usually follows the last FIN within a round trip,
+/// and the entry then finds the stream due instead of going back into the
+/// heap.
+const FINAL_ACK_NS: i64 = 10_000_000;
+
 /// How often, in capture time, a held stream's due time is recomputed at
 /// most (closing is noticed within this much of the linger).
 const RECHECK_NS: i64 = 10_000_000_000;
@@ -564,7 +570,7 @@ impl Engine {
             // the stream's first; live, the stream's periodic entry may be
             // up to `RECHECK_NS` away, too late for an orderly close.
             let linger = self.config.orderly_close_linger.min(self.config.close_linger);
-            let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)));
+            let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)).saturating_add(FINAL_ACK_NS));
             self.due.push(Reverse((due, placed.stream, placed.slot)));
         }
         if let Some(socks) = st.socks.as_mut()
