@@ -80,8 +80,9 @@ pub struct Config {
 impl Config {
     /// For live capture, where a flow should be reported as soon as its
     /// outcome is final: linger 10 s after a close (past any retransmitted
-    /// FIN or RST), idle 300 s (Zeek's TCP inactivity timeout), stalled
-    /// handshakes finished once a retry is overdue.
+    /// FIN or RST), 1 s after an orderly close seen whole
+    /// ([`ORDERLY_CLOSE_LINGER`]), idle 300 s (Zeek's TCP inactivity
+    /// timeout), stalled handshakes finished once a retry is overdue.
     pub fn live() -> Self {
         Config {
             close_linger: Duration::from_secs(10),
