@@ -15,7 +15,7 @@ fn summary(finished: &[Finished]) -> Vec<String> {
             format!(
                 "{} {} {} {} {:?} {:?} {}",
                 r.stream,
-                f.verdict.label.as_str(),
+                f.verdict().label.as_str(),
                 r.sides[0].packets,
                 r.sides[1].packets,
                 r.sides[0].flags(),

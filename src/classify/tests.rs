@@ -6,7 +6,7 @@ use crate::test_support::*;
 fn label_of(l: Ladder) -> (Label, String) {
     let f = l.finish();
     assert_eq!(f.len(), 1, "one stream expected");
-    (f[0].verdict.label, f[0].verdict.reason.clone())
+    (f[0].verdict().label, f[0].verdict().reason.clone())
 }
 
 fn handshake(l: &mut Ladder) {
@@ -35,9 +35,9 @@ fn client_thinks_connected_when_syn_ack_repeats_after_ack() {
     l.seg(C, ACK, 112, 901, 0, 1002.0, 1000);
     l.seg(S, SA, 900, 101, 0, 3001.0, 1000);
     let f = l.finish();
-    assert_eq!(f[0].verdict.label, Label::ClientThinksConnected, "{}", f[0].verdict.reason);
-    assert!(f[0].verdict.reason.contains("2 times after the client's ACK in frame 3"), "{}", f[0].verdict.reason);
-    assert!(f[0].verdict.reason.contains("11 bytes were never acknowledged"), "{}", f[0].verdict.reason);
+    assert_eq!(f[0].verdict().label, Label::ClientThinksConnected, "{}", f[0].verdict().reason);
+    assert!(f[0].verdict().reason.contains("2 times after the client's ACK in frame 3"), "{}", f[0].verdict().reason);
+    assert!(f[0].verdict().reason.contains("11 bytes were never acknowledged"), "{}", f[0].verdict().reason);
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn reset_when_server_answers_handshake_ack_with_bare_rst() {
     handshake(&mut l);
     l.seg(S, RST, 901, 0, 0, 2.1, 0);
     let f = l.finish();
-    let v = &f[0].verdict;
+    let v = f[0].verdict();
     assert_eq!(v.label, Label::Reset, "{}", v.reason);
     let r = v.reset.expect("reset cause");
     assert_eq!((r.by, r.phase, r.frame), (Role::Server, ResetPhase::HandshakeAck, 4));
@@ -69,8 +69,8 @@ fn reset_when_refused() {
     l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
     l.seg(S, RST | ACK, 0, 101, 0, 0.1, 0);
     let f = l.finish();
-    assert_eq!(f[0].verdict.label, Label::Reset);
-    assert_eq!(f[0].verdict.reset.map(|r| r.phase), Some(ResetPhase::Syn));
+    assert_eq!(f[0].verdict().label, Label::Reset);
+    assert_eq!(f[0].verdict().reset.map(|r| r.phase), Some(ResetPhase::Syn));
 }
 
 #[test]
@@ -116,8 +116,8 @@ fn reset_when_client_aborts_after_syn_ack() {
     l.seg(S, SA, 900, 101, 0, 1.0, 1000);
     l.seg(C, RST, 101, 0, 0, 2.0, 0);
     let f = l.finish();
-    assert_eq!(f[0].verdict.label, Label::Reset);
-    assert_eq!(f[0].verdict.reset.map(|r| (r.by, r.phase)), Some((Role::Client, ResetPhase::AfterSynAck)));
+    assert_eq!(f[0].verdict().label, Label::Reset);
+    assert_eq!(f[0].verdict().reset.map(|r| (r.by, r.phase)), Some((Role::Client, ResetPhase::AfterSynAck)));
 }
 
 #[test]
@@ -174,6 +174,6 @@ fn reordered_syn_ack_after_ack_is_not_a_retransmission() {
     l.seg(S, SA, 900, 101, 0, 0.01, 1000);
     l.other_frame(5000.0);
     let f = l.finish();
-    assert_eq!(f[0].verdict.label, Label::Established, "{}", f[0].verdict.reason);
+    assert_eq!(f[0].verdict().label, Label::Established, "{}", f[0].verdict().reason);
     assert_eq!(f[0].record().sides[1].rare().syn_acks_after_peer_ack, 0);
 }

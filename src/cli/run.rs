@@ -91,14 +91,14 @@ impl Digester {
                 continue;
             }
             d.facts.push(FlowFacts::from(&*f));
-            let label = f.verdict.label;
+            let label = f.verdict().label;
             if matches!(label, L::ClientThinksConnected | L::SynTimeout | L::Reset | L::Unreachable) {
-                d.trouble.push(f.record().endpoints[1 - f.verdict.client_dir]);
+                d.trouble.push(f.record().endpoints[1 - f.verdict().client_dir]);
             }
             if !self.labels.is_empty() && !self.labels.contains(&label) {
                 continue;
             }
-            let flow = Flow::from_finished_taking_reason(f);
+            let flow = Flow::from_finished_taking_verdict(f);
             if self.format == OutFormat::Table {
                 d.rows.push(flowclass::report::table::Row::new(&flow));
             } else {

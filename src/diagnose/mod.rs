@@ -152,12 +152,12 @@ pub struct FlowFacts {
 
 impl From<&Finished> for FlowFacts {
     fn from(f: &Finished) -> Self {
-        let c = f.verdict.client_dir;
+        let c = f.verdict().client_dir;
         let (cs, ss) = (&f.record().sides[c], &f.record().sides[1 - c]);
         let both = |bit| cs.flags().get(bit) + ss.flags().get(bit);
         FlowFacts {
             stream: f.record().stream,
-            label: f.verdict.label,
+            label: f.verdict().label,
             server: f.record().endpoints[1 - c],
             client: f.record().endpoints[c],
             attempt: cs.syn.is_some() || ss.syn_ack.is_some(),
@@ -167,12 +167,12 @@ impl From<&Finished> for FlowFacts {
             syn_acks: ss.syn_acks,
             syn_ack_retx: ss.rare().syn_ack_retransmissions,
             syn_acks_after_ack: ss.rare().syn_acks_after_peer_ack,
-            hs_ack_at: f.verdict.handshake_ack,
-            hs_ack: f.verdict.handshake_ack.map(|a| a.ts),
+            hs_ack_at: f.verdict().handshake_ack,
+            hs_ack: f.verdict().handshake_ack.map(|a| a.ts),
             released: [ss.fin.map(|a| a.ts), ss.rare().rst.map(|a| a.at.ts)].into_iter().flatten().min(),
             served: ss.first_data.map(|a| a.ts),
             server_bytes: ss.bytes,
-            reset: f.verdict.reset,
+            reset: f.verdict().reset,
             any_rst: cs.rare().rst.is_some() || ss.rare().rst.is_some(),
             packets: cs.packets + ss.packets,
             retx: both(AnalysisFlags::RETRANSMISSION),
@@ -606,7 +606,8 @@ fn diagnose_server(
         .chain(r.held.iter())
         .map(|x| (x.held(end), x.queued(end)))
         .unzip();
-    let peak_established = backlog::peak(&held) as u64;
+    let held_index = backlog::HeldIndex::new(&held);
+    let peak_established = held_index.peak() as u64;
 
     // Capture loss: ACKs of bytes the capture never showed.
     let acked_unseen: u64 = flows.iter().map(|x| u64::from(x.ack_lost)).sum();
@@ -643,8 +644,6 @@ fn diagnose_server(
             remedy,
             notes,
         };
-
-    let held_index = backlog::HeldIndex::new(&held);
 
     // ---- accept-queue overflow ----
     // Handshakes completed by the client but not by the server (dropped

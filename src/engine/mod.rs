@@ -218,14 +218,30 @@ pub struct Finished {
     /// most of a kilobyte, and moving it through the report cost more than
     /// formatting it.
     state: Box<StreamState>,
-    /// Label, reason and roles.
-    pub verdict: Verdict,
+    /// The time the stream was finished at (the classifier's "now").
+    end: Timestamp,
+    /// Label, reason and roles, made on first use: by the thread that
+    /// reports the stream, not by the engine's, the busiest (classifying
+    /// formats the reason: an allocation and a few hundred bytes written
+    /// per stream).
+    verdict: std::cell::OnceCell<Verdict>,
 }
 
 impl Finished {
     /// Facts.
     pub fn record(&self) -> &StreamRecord {
         &self.state.record
+    }
+
+    /// Label, reason and roles.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.get_or_init(|| classify::classify(&self.state.record, Some(self.end)))
+    }
+
+    /// The verdict, owned: the stream is not reported again. (Taken twice,
+    /// it is made again.)
+    pub fn take_verdict(&mut self) -> Verdict {
+        self.verdict.take().unwrap_or_else(|| classify::classify(&self.state.record, Some(self.end)))
     }
 }
 
@@ -712,9 +728,8 @@ fn conclude(mut state: Box<StreamState>, clock: Timestamp) -> Option<Finished> {
     // never shows.
     state.record.first?;
     state.record.irtt_ns = state.analysis.irtt_ns;
-    let end = Some(clock.max(state.last_ts));
-    let verdict = classify::classify(&state.record, end);
-    Some(Finished { state, verdict })
+    let end = clock.max(state.last_ts);
+    Some(Finished { state, end, verdict: std::cell::OnceCell::new() })
 }
 
 /// The captured payload of `seg` within its frame's bytes, without
@@ -862,13 +877,13 @@ mod tests {
                     long_connection(&mut l, 6000 + i, t + 6.0, 1.0);
                 }
                 let done = l.engine.take_finished();
-                out.extend(done.iter().map(|f| format!("{:?} {:?}", f.record(), f.verdict)));
+                out.extend(done.iter().map(|f| format!("{:?} {:?}", f.record(), f.verdict())));
                 if recycle {
                     l.engine.recycle(done);
                 }
             }
             let (rest, _) = l.engine.finish();
-            out.extend(rest.iter().map(|f| format!("{:?} {:?}", f.record(), f.verdict)));
+            out.extend(rest.iter().map(|f| format!("{:?} {:?}", f.record(), f.verdict())));
             out
         };
         let (fresh, recycled) = (run(false), run(true));

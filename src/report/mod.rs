@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::analysis::FlagCounts;
-use crate::classify::{ClientRule, Label, ResetCause};
+use crate::classify::{ClientRule, Label, ResetCause, Verdict};
 use crate::decode::SkipReason;
 use crate::diagnose::Diagnosis;
 use crate::engine::{Finished, FrameStats};
@@ -148,19 +148,18 @@ impl std::fmt::Display for StreamFilter {
 impl Flow {
     /// Build the reported flow from a finished stream.
     pub fn from_finished(f: &Finished) -> Flow {
-        Self::with_reason(f, f.verdict.reason.clone())
+        Self::with_verdict(f, f.verdict().clone())
     }
 
     /// [`Flow::from_finished`] for a stream that is not needed afterwards:
-    /// its reason moves into the flow instead of being copied.
-    pub fn from_finished_taking_reason(f: &mut Finished) -> Flow {
-        let reason = std::mem::take(&mut f.verdict.reason);
-        Self::with_reason(f, reason)
+    /// its verdict (and reason) moves into the flow instead of being copied.
+    pub fn from_finished_taking_verdict(f: &mut Finished) -> Flow {
+        let verdict = f.take_verdict();
+        Self::with_verdict(f, verdict)
     }
 
-    fn with_reason(f: &Finished, reason: String) -> Flow {
+    fn with_verdict(f: &Finished, v: Verdict) -> Flow {
         let r = f.record();
-        let v = &f.verdict;
         let c = v.client_dir;
         let (cs, ss) = (&r.sides[c], &r.sides[1 - c]);
         let first = r.first.map_or((0, Timestamp(0)), |a| (a.frame.get(), a.ts));
@@ -168,7 +167,7 @@ impl Flow {
         Flow {
             stream: r.stream,
             label: v.label,
-            reason,
+            reason: v.reason,
             client: r.endpoints[c],
             server: r.endpoints[1 - c],
             client_rule: v.client_rule,
