@@ -34,7 +34,7 @@ impl At {
 }
 
 /// A SYN or SYN-ACK as first seen.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct SynInfo {
     /// When.
     pub at: At,
@@ -67,12 +67,12 @@ pub struct SideRecord {
     /// What most sides never have (see [`SideRecord::rare`]), boxed on
     /// first use: a held stream's memory is mostly its record.
     rare: Option<Box<SideRare>>,
-    /// First pure SYN.
-    pub syn: Option<SynInfo>,
+    /// The first SYN or SYN-ACK, whichever came first (a side sends one
+    /// kind; the other, if it sends both, is kept in [`SideRare`]). See
+    /// [`SideRecord::syn`] and [`SideRecord::syn_ack`].
+    opening: Option<Opening>,
     /// Pure SYNs sent.
     pub syns: u32,
-    /// First SYN-ACK.
-    pub syn_ack: Option<SynInfo>,
     /// SYN-ACKs sent.
     pub syn_acks: u32,
     /// First segment with ACK, without SYN or RST (the handshake ACK when
@@ -88,14 +88,50 @@ pub struct SideRecord {
     pub first_data: Option<At>,
     /// Last segment carrying payload.
     pub last_data: Option<At>,
-    /// This side's previous segment: (seq, ack, payload length, flags, time).
-    pub last_segment: Option<(u32, u32, u32, u16, Timestamp)>,
+    /// This side's previous segment.
+    pub last_segment: LastSegment,
     /// First FIN.
     pub fin: Option<At>,
     /// First and last frame from this side.
     pub first: Option<At>,
     /// Last frame from this side.
     pub last: Option<At>,
+}
+
+/// A side's first SYN or SYN-ACK: a [`SynInfo`]'s fields laid out with
+/// the kind in its padding, 32 bytes, as one `Option<SynInfo>`.
+#[derive(Clone, Copy, Debug)]
+struct Opening {
+    at: At,
+    isn: u32,
+    ack: u32,
+    len: u32,
+    /// A SYN-ACK, not a pure SYN.
+    syn_ack: bool,
+}
+
+impl Opening {
+    fn info(&self) -> SynInfo {
+        SynInfo { at: self.at, isn: self.isn, ack: self.ack, len: self.len }
+    }
+}
+
+/// A side's previous segment, for telling capture copies from
+/// retransmissions: 24 bytes (an `Option` of the tuple took 32).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct LastSegment {
+    /// Sequence number.
+    pub seq: u32,
+    /// Ack field.
+    pub ack: u32,
+    /// Payload length.
+    pub len: u32,
+    /// TCP flags.
+    pub flags: u16,
+    /// False until the side sent a segment.
+    pub seen: bool,
+    /// Capture time.
+    pub ts: Timestamp,
 }
 
 /// The facts of a side that only some sides have: analysis flags,
@@ -124,6 +160,9 @@ pub struct SideRare {
     pub first_retransmission: Option<At>,
     /// First RST.
     pub rst: Option<RstInfo>,
+    /// A side that sent both a SYN and a SYN-ACK (simultaneous open): the
+    /// first of the kind it sent second.
+    second_opening: Option<SynInfo>,
 }
 
 /// What a side without rare facts reads.
@@ -137,6 +176,7 @@ static NO_RARE: SideRare = SideRare {
     capture_copies: 0,
     first_retransmission: None,
     rst: None,
+    second_opening: None,
 };
 
 impl SideRecord {
@@ -153,6 +193,38 @@ impl SideRecord {
     /// Analysis flags, counted per frame.
     pub fn flags(&self) -> &FlagCounts {
         &self.rare().flags
+    }
+
+    /// First pure SYN.
+    pub fn syn(&self) -> Option<SynInfo> {
+        self.opening_of(false)
+    }
+
+    /// First SYN-ACK.
+    pub fn syn_ack(&self) -> Option<SynInfo> {
+        self.opening_of(true)
+    }
+
+    fn opening_of(&self, syn_ack: bool) -> Option<SynInfo> {
+        match self.opening {
+            Some(o) if o.syn_ack == syn_ack => Some(o.info()),
+            Some(_) => self.rare().second_opening,
+            None => None,
+        }
+    }
+
+    /// Keep `info` as the first SYN (or SYN-ACK) unless there is one.
+    fn note_opening(&mut self, syn_ack: bool, info: SynInfo) {
+        match self.opening {
+            None => {
+                let SynInfo { at, isn, ack, len } = info;
+                self.opening = Some(Opening { at, isn, ack, len, syn_ack });
+            }
+            Some(o) if o.syn_ack == syn_ack => {}
+            Some(_) => {
+                self.rare_mut().second_opening.get_or_insert(info);
+            }
+        }
     }
 }
 
@@ -181,8 +253,8 @@ pub struct StreamRecord {
     pub selected: bool,
     /// Per side: 0 = the stream's first sender.
     pub sides: [SideRecord; 2],
-    /// First ICMP error quoting this stream.
-    pub icmp: Option<IcmpInfo>,
+    /// First ICMP error quoting this stream (boxed: few streams have one).
+    icmp: Option<Box<IcmpInfo>>,
     /// ICMP errors quoting this stream.
     pub icmp_quotes: u32,
     /// First frame of the stream (any kind).
@@ -216,6 +288,11 @@ impl StreamRecord {
         self.last = Some(at);
     }
 
+    /// First ICMP error quoting this stream.
+    pub fn icmp(&self) -> Option<IcmpInfo> {
+        self.icmp.as_deref().copied()
+    }
+
     /// A RST was seen, or a FIN from both sides: the connection is over.
     pub fn is_closed(&self) -> bool {
         let [a, b] = &self.sides;
@@ -227,7 +304,7 @@ impl StreamRecord {
     /// no RST.
     pub fn is_whole_and_closed_in_order(&self) -> bool {
         let [a, b] = &self.sides;
-        a.syn.is_some() && b.syn_ack.is_some() && self.is_closed_by_fins()
+        a.syn().is_some() && b.syn_ack().is_some() && self.is_closed_by_fins()
     }
 
     /// Both sides sent a FIN and neither a RST: closed the orderly way,
@@ -243,16 +320,16 @@ impl StreamRecord {
     /// means a retransmission is due or someone gave up.
     pub fn server_committed(&self) -> bool {
         let [a, b] = &self.sides;
-        let isn = |s: &SideRecord| s.syn.or(s.syn_ack).map(|i| i.isn.wrapping_add(1).wrapping_add(i.len));
+        let isn = |s: &SideRecord| s.syn().or(s.syn_ack()).map(|i| i.isn.wrapping_add(1).wrapping_add(i.len));
         let acked_beyond = |s: &SideRecord, peer: &SideRecord| match (s.max_ack, isn(peer)) {
             (Some(m), Some(n)) => gt(m, n),
             _ => false,
         };
-        let no_handshake = [a, b].iter().all(|s| s.syn.is_none() && s.syn_ack.is_none());
+        let no_handshake = [a, b].iter().all(|s| s.opening.is_none());
         // A completed handshake followed by no retransmission is an idle
         // connection, not a failing one.
         let completed = |s: &SideRecord, peer: &SideRecord| {
-            s.first_ack.is_some_and(|(_, ack)| peer.syn_ack.is_some() && Some(ack) == isn(peer))
+            s.first_ack.is_some_and(|(_, ack)| peer.syn_ack().is_some() && Some(ack) == isn(peer))
                 && s.rare().data_retransmissions == 0
                 && peer.rare().data_retransmissions == 0
                 && peer.rare().syn_acks_after_peer_ack == 0
@@ -269,7 +346,7 @@ impl StreamRecord {
     /// byte seen), or the plain sum when the ISN is unknown.
     pub fn distinct_bytes(&self, dir: usize) -> u64 {
         let s = &self.sides[dir];
-        match (s.syn.or(s.syn_ack), s.max_data_end) {
+        match (s.syn().or(s.syn_ack()), s.max_data_end) {
             (Some(i), Some(end)) => u64::from(end.wrapping_sub(i.isn.wrapping_add(1))).min(s.bytes),
             _ => s.bytes,
         }
@@ -280,7 +357,7 @@ impl StreamRecord {
         self.touch(at);
         self.icmp_quotes += 1;
         if self.icmp.is_none() {
-            self.icmp = Some(IcmpInfo { at, quoted_dir: dir, kind, quoted_syn: seg.flags.is_pure_syn() });
+            self.icmp = Some(Box::new(IcmpInfo { at, quoted_dir: dir, kind, quoted_syn: seg.flags.is_pure_syn() }));
         }
     }
 
@@ -306,7 +383,7 @@ impl StreamRecord {
             if retx {
                 side.rare_mut().syn_retransmissions += 1;
             }
-            side.syn.get_or_insert(info);
+            side.note_opening(false, info);
         } else if f.is_syn_ack() {
             side.syn_acks += 1;
             if retx {
@@ -315,13 +392,13 @@ impl StreamRecord {
             // A repeat of the SYN-ACK the peer already acknowledged. The
             // first SYN-ACK never counts: if it shows up after the ACK, that
             // is capture reordering, not a retransmission (label readings 7).
-            if let Some(first) = side.syn_ack
+            if let Some(first) = side.syn_ack()
                 && first.isn == seg.seq
                 && peer_first_ack.is_some_and(|(_, a)| a == seg.seq.wrapping_add(1).wrapping_add(first.len))
             {
                 side.rare_mut().syn_acks_after_peer_ack += 1;
             }
-            side.syn_ack.get_or_insert(info);
+            side.note_opening(true, info);
         } else if f.any(TcpFlags::ACK) {
             if !f.any(TcpFlags::RST) && side.first_ack.is_none() {
                 side.first_ack = Some((at, seg.ack));
@@ -342,13 +419,15 @@ impl StreamRecord {
         }
         if retx {
             side.rare_mut().first_retransmission.get_or_insert(at);
-            if side.last_segment.is_some_and(|(q, a, l, fl, t)| {
-                (q, a, l, fl) == (seg.seq, seg.ack, len, f.0) && at.ts.0.saturating_sub(t.0) < COPY_WINDOW_NS
-            }) {
+            let last = side.last_segment;
+            if last.seen
+                && (last.seq, last.ack, last.len, last.flags) == (seg.seq, seg.ack, len, f.0)
+                && at.ts.0.saturating_sub(last.ts.0) < COPY_WINDOW_NS
+            {
                 side.rare_mut().capture_copies += 1;
             }
         }
-        side.last_segment = Some((seg.seq, seg.ack, len, f.0, at.ts));
+        side.last_segment = LastSegment { seq: seg.seq, ack: seg.ack, len, flags: f.0, seen: true, ts: at.ts };
         if retx && !f.any(TcpFlags::SYN) && (len > 0 || f.any(TcpFlags::FIN)) {
             let rare = side.rare_mut();
             rare.data_retransmissions += 1;
@@ -359,6 +438,38 @@ impl StreamRecord {
         }
         if f.any(TcpFlags::RST) && side.rare().rst.is_none() {
             side.rare_mut().rst = Some(RstInfo { at, seq: seg.seq, ack: f.any(TcpFlags::ACK).then_some(seg.ack) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    /// A side that sends both a SYN and a SYN-ACK (simultaneous open, in
+    /// either order) keeps the first of each, with its own frame and ISN;
+    /// a side that sends one kind has none of the other.
+    #[test]
+    fn each_side_keeps_its_first_syn_and_first_syn_ack() {
+        for syn_first in [true, false] {
+            let mut l = Ladder::new();
+            let first = if syn_first { SYN } else { SA };
+            let second = if syn_first { SA } else { SYN };
+            l.seg(C, first, 100, 901, 0, 1.0, 1000);
+            l.seg(S, SA, 900, 101, 0, 2.0, 1000);
+            l.seg(C, second, 100, 901, 0, 3.0, 1000);
+            l.seg(C, first, 100, 901, 0, 4.0, 1000);
+            l.icmp(S, ACK, 901, 5.0);
+            let f = l.finish();
+            assert_eq!(f.len(), 1);
+            let r = f[0].record();
+            let (c, s) = (&r.sides[0], &r.sides[1]);
+            let (syn, syn_ack) = if syn_first { (1, 3) } else { (3, 1) };
+            assert_eq!(c.syn().map(|i| i.at.frame.get()), Some(syn), "syn first: {syn_first}");
+            assert_eq!(c.syn_ack().map(|i| i.at.frame.get()), Some(syn_ack), "syn first: {syn_first}");
+            assert_eq!(s.syn_ack().map(|i| (i.at.frame.get(), i.isn, i.ack)), Some((2, 900, 101)));
+            assert_eq!(s.syn(), None);
+            assert_eq!(r.icmp().map(|i| (i.at.frame.get(), i.quoted_dir)), Some((5, 1)));
         }
     }
 }

@@ -40,21 +40,26 @@ const MAX_UNACKED_SEGMENTS: usize = 10_000;
 #[derive(Clone, Debug, Default)]
 pub struct Unacked {
     ends: Ends,
-    /// Every end is (modularly) greater than the one before, so an ACK
-    /// removes a prefix: the common case, O(removed).
-    increasing: bool,
 }
 
 /// Ends kept in place while few are outstanding (a request, a FIN: most
 /// streams never have more), so most streams allocate nothing for them.
-/// Beyond that, a boxed queue: the box keeps this as small as the queue
-/// alone would be.
+/// Beyond that, a boxed queue: the box keeps this as small as the inline
+/// ends (32 bytes in all).
+///
+/// `increasing`: every end is (modularly) greater than the one before, so
+/// an ACK removes a prefix: the common case, O(removed).
 #[derive(Clone, Debug)]
-// The box is the point: it keeps the rare variant as small as the common one.
-#[allow(clippy::box_collection)]
 enum Ends {
-    Inline { len: u8, ends: [u32; INLINE_ENDS] },
-    Heap(Box<std::collections::VecDeque<u32>>),
+    Inline { len: u8, increasing: bool, ends: [u32; INLINE_ENDS] },
+    Heap(Box<HeapEnds>),
+}
+
+/// More ends than fit inline.
+#[derive(Clone, Debug)]
+struct HeapEnds {
+    ends: std::collections::VecDeque<u32>,
+    increasing: bool,
 }
 
 /// Ends kept without allocating.
@@ -62,7 +67,7 @@ const INLINE_ENDS: usize = 6;
 
 impl Default for Ends {
     fn default() -> Self {
-        Ends::Inline { len: 0, ends: [0; INLINE_ENDS] }
+        Ends::Inline { len: 0, increasing: true, ends: [0; INLINE_ENDS] }
     }
 }
 
@@ -70,7 +75,14 @@ impl Unacked {
     fn len(&self) -> usize {
         match &self.ends {
             Ends::Inline { len, .. } => usize::from(*len),
-            Ends::Heap(v) => v.len(),
+            Ends::Heap(h) => h.ends.len(),
+        }
+    }
+
+    fn increasing_mut(&mut self) -> &mut bool {
+        match &mut self.ends {
+            Ends::Inline { increasing, .. } => increasing,
+            Ends::Heap(h) => &mut h.increasing,
         }
     }
 
@@ -78,36 +90,36 @@ impl Unacked {
     #[cfg(test)]
     fn to_vec(&self) -> Vec<u32> {
         match &self.ends {
-            Ends::Inline { len, ends } => ends[..usize::from(*len)].to_vec(),
-            Ends::Heap(v) => v.iter().copied().collect(),
+            Ends::Inline { len, ends, .. } => ends[..usize::from(*len)].to_vec(),
+            Ends::Heap(h) => h.ends.iter().copied().collect(),
         }
     }
 
     fn last(&self) -> Option<u32> {
         match &self.ends {
-            Ends::Inline { len, ends } => len.checked_sub(1).map(|i| ends[usize::from(i)]),
-            Ends::Heap(v) => v.back().copied(),
+            Ends::Inline { len, ends, .. } => len.checked_sub(1).map(|i| ends[usize::from(i)]),
+            Ends::Heap(h) => h.ends.back().copied(),
         }
     }
 
     fn push(&mut self, end: u32) {
         if self.len() == 0 {
-            self.increasing = true;
+            *self.increasing_mut() = true;
         } else if self.last().is_some_and(|b| !gt(end, b)) {
-            self.increasing = false;
+            *self.increasing_mut() = false;
         }
         match &mut self.ends {
-            Ends::Inline { len, ends } if usize::from(*len) < INLINE_ENDS => {
+            Ends::Inline { len, ends, .. } if usize::from(*len) < INLINE_ENDS => {
                 ends[usize::from(*len)] = end;
                 *len += 1;
             }
-            Ends::Inline { ends, .. } => {
+            Ends::Inline { ends, increasing, .. } => {
                 let mut v = std::collections::VecDeque::with_capacity(4 * INLINE_ENDS);
                 v.extend(ends.iter().copied());
                 v.push_back(end);
-                self.ends = Ends::Heap(Box::new(v));
+                self.ends = Ends::Heap(Box::new(HeapEnds { ends: v, increasing: *increasing }));
             }
-            Ends::Heap(v) => v.push_back(end),
+            Ends::Heap(h) => h.ends.push_back(end),
         }
     }
 
@@ -115,9 +127,9 @@ impl Unacked {
     /// this with the ack field of every packet, ACK flag or not).
     fn acknowledge(&mut self, ack: u32) {
         match &mut self.ends {
-            Ends::Inline { len, ends } => {
+            Ends::Inline { len, increasing, ends } => {
                 let held = &ends[..usize::from(*len)];
-                let kept = if self.increasing {
+                let kept = if *increasing {
                     // Ends after the acknowledged prefix move to the front.
                     let done = held.iter().take_while(|&&e| !gt(e, ack)).count();
                     ends.copy_within(done..usize::from(*len), 0);
@@ -134,8 +146,9 @@ impl Unacked {
                 };
                 *len = kept as u8;
             }
-            Ends::Heap(v) => {
-                if self.increasing {
+            Ends::Heap(h) => {
+                let v = &mut h.ends;
+                if h.increasing {
                     while v.front().is_some_and(|&e| !gt(e, ack)) {
                         v.pop_front();
                     }
@@ -166,8 +179,11 @@ pub enum WinScale {
 /// Wireshark: an absolute value of 0 is indistinguishable (reference §4.3).
 #[derive(Clone, Debug)]
 pub struct SideState {
-    /// Base sequence number (`TCP_S_BASE_SEQ_SET` + `base_seq`).
-    pub base_seq: Option<u32>,
+    /// Base sequence number (`base_seq`), meaningful when
+    /// `base_seq_set` (`TCP_S_BASE_SEQ_SET`); see [`SideState::base_seq`].
+    /// Two fields, not an `Option`: that keeps the state at 80 bytes.
+    base_seq: u32,
+    base_seq_set: bool,
     /// Highest seq + len (+1 for SYN/FIN) seen from this side.
     pub nextseq: u32,
     /// When `nextseq` last advanced.
@@ -192,10 +208,24 @@ pub struct SideState {
     pub unacked: Unacked,
 }
 
+impl SideState {
+    /// Base sequence number, once known.
+    pub fn base_seq(&self) -> Option<u32> {
+        self.base_seq_set.then_some(self.base_seq)
+    }
+
+    /// Set the base sequence number.
+    pub fn set_base_seq(&mut self, base: u32) {
+        self.base_seq = base;
+        self.base_seq_set = true;
+    }
+}
+
 impl Default for SideState {
     fn default() -> Self {
         SideState {
-            base_seq: None,
+            base_seq: 0,
+            base_seq_set: false,
             nextseq: 0,
             nextseqtime: Timestamp(0),
             maxseqtobeacked: 0,
@@ -236,11 +266,11 @@ impl StreamAnalysis {
     pub fn init_base_seq(&mut self, dir: usize, seg: &Segment) {
         let f = seg.flags;
         let (fwd, rev) = pair(&mut self.sides, dir);
-        if fwd.base_seq.is_none() {
-            fwd.base_seq = Some(if f.any(TcpFlags::SYN) { seg.seq } else { seg.seq.wrapping_sub(1) });
+        if !fwd.base_seq_set {
+            fwd.set_base_seq(if f.any(TcpFlags::SYN) { seg.seq } else { seg.seq.wrapping_sub(1) });
         }
-        if f.any(TcpFlags::ACK) && rev.base_seq.is_none() {
-            rev.base_seq = Some(seg.ack.wrapping_sub(1));
+        if f.any(TcpFlags::ACK) && !rev.base_seq_set {
+            rev.set_base_seq(seg.ack.wrapping_sub(1));
         }
     }
 

@@ -87,13 +87,13 @@ pub struct Verdict {
 /// Decide who is the client (reading: the label table's rule).
 fn roles(r: &StreamRecord) -> (usize, ClientRule) {
     let [a, b] = &r.sides;
-    match (a.syn, b.syn) {
+    match (a.syn(), b.syn()) {
         (Some(x), Some(y)) => return (usize::from(y.at.frame < x.at.frame), ClientRule::FirstSyn),
         (Some(_), None) => return (0, ClientRule::FirstSyn),
         (None, Some(_)) => return (1, ClientRule::FirstSyn),
         (None, None) => {}
     }
-    match (a.syn_ack, b.syn_ack) {
+    match (a.syn_ack(), b.syn_ack()) {
         (Some(_), None) => return (1, ClientRule::SynAckReceiver),
         (None, Some(_)) => return (0, ClientRule::SynAckReceiver),
         (Some(x), Some(y)) => return (usize::from(x.at.frame < y.at.frame), ClientRule::SynAckReceiver),
@@ -129,7 +129,7 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
 
     // Streams known only from ICMP quotes.
     if cs.packets + ss.packets == 0 {
-        if let Some(i) = r.icmp.filter(|i| i.quoted_syn) {
+        if let Some(i) = r.icmp().filter(|i| i.quoted_syn) {
             v.label = Label::Unreachable;
             v.reason =
                 format!("only an ICMP {} quoting the SYN was captured (frame {})", icmp_name(i.kind), i.at.frame);
@@ -141,9 +141,9 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
 
     // Handshake numbers must match (reading 1): the SYN-ACK answers the
     // client's ISN + 1, the handshake ACK acknowledges the server's ISN + 1.
-    let client_next = cs.syn.map(|s| s.isn.wrapping_add(1).wrapping_add(s.len));
-    let syn_ack = ss.syn_ack.filter(|sa| client_next.is_none_or(|n| sa.ack == n));
-    if cs.syn.is_none() && syn_ack.is_none() {
+    let client_next = cs.syn().map(|s| s.isn.wrapping_add(1).wrapping_add(s.len));
+    let syn_ack = ss.syn_ack().filter(|sa| client_next.is_none_or(|n| sa.ack == n));
+    if cs.syn().is_none() && syn_ack.is_none() {
         v.reason = match r.first {
             Some(f) => format!("the capture has no SYN or SYN-ACK for this stream; it starts in frame {}", f.frame),
             None => "the capture has no handshake for this stream".to_string(),
@@ -277,18 +277,18 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
             sa.at.frame,
             if ss.syn_acks == 1 { "it" } else { "them" }
         );
-        if cs.syn.is_none() {
+        if cs.syn().is_none() {
             v.reason += " (the SYN is not in the capture)";
         }
         return v;
     }
 
     // Only the client's SYN(s). The first answer decides (reading 6).
-    let Some(syn) = cs.syn else {
+    let Some(syn) = cs.syn() else {
         v.reason = "no handshake in the capture".to_string();
         return v;
     };
-    let icmp = r.icmp.filter(|i| i.quoted_dir == c);
+    let icmp = r.icmp().filter(|i| i.quoted_dir == c);
     let rst = ss.rare().rst;
     let rst_first = match (rst, icmp) {
         (Some(x), Some(i)) => x.at.frame < i.at.frame,

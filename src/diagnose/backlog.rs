@@ -50,7 +50,7 @@ impl HeldIndex {
         HeldIndex { starts, ends }
     }
 
-    /// The largest number held at once: [`peak`], from the sorted times
+    /// The largest number held at once, from the sorted times
     /// (merged; at equal times starts count first).
     pub fn peak(&self) -> usize {
         let (mut now, mut best) = (0usize, 0usize);

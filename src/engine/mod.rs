@@ -429,7 +429,7 @@ impl Engine {
     fn finish_stream(&mut self, slot: Slot) {
         let Some(Held { state, .. }) = self.streams.remove(slot) else { return };
         let st = &*state;
-        let base_seq = [st.analysis.sides[0].base_seq, st.analysis.sides[1].base_seq];
+        let base_seq = [st.analysis.sides[0].base_seq(), st.analysis.sides[1].base_seq()];
         let expires = st.record.is_closed_by_fins();
         self.table.retire(
             st.record.endpoints[0],
@@ -517,7 +517,7 @@ impl Engine {
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
         let placed = self.table.place(&seg, streams.next_slot(), |slot, dir| {
-            streams.get(slot).and_then(|h| h.state.analysis.sides[dir].base_seq)
+            streams.get(slot).and_then(|h| h.state.analysis.sides[dir].base_seq())
         });
         if placed.late {
             self.stats.late_frames += 1;
@@ -553,11 +553,11 @@ impl Engine {
             flags.set(AnalysisFlags::REUSED_PORTS);
         }
         let side = &mut st.analysis.sides[dir];
-        match (kind, side.base_seq) {
+        match (kind, side.base_seq()) {
             // A SYN-ACK with a new ISN stays in the stream but re-bases the
             // sender (reference §1.4.2).
             (SegKind::SynAck, Some(base)) if base != seg.seq => {
-                side.base_seq = Some(seg.seq);
+                side.set_base_seq(seg.seq);
                 flags.set(AnalysisFlags::REUSED_PORTS);
             }
             // A pure SYN repeating the ISN: a retransmission; restore the

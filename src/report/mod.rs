@@ -185,7 +185,7 @@ impl Flow {
                 rtt_s: (r.irtt_ns != 0).then(|| r.irtt_ns as f64 / 1e9),
             },
             reset: v.reset,
-            icmp: r.icmp.map(|i| {
+            icmp: r.icmp().map(|i| {
                 use crate::decode::IcmpError as E;
                 let (kind, code) = match i.kind {
                     E::Unreachable(code) => ("destination_unreachable", Some(code)),
