@@ -319,22 +319,40 @@ impl Reduced {
 /// handshake ACK from the previous one's, which is close since flows are
 /// reported in about the order they started; the release and the first
 /// data from the handshake ACK): about 10 bytes instead of 24. Exact.
+/// Stored in chunks of [`PACKED_CHUNK`] bytes, never split across two: a
+/// single vector doubling its capacity held up to twice the bytes in use,
+/// and copied them at each doubling.
 #[derive(Default)]
 struct PackedHeld {
-    bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
     last_hs_ack: i64,
 }
 
+/// Bytes per chunk of [`PackedHeld`].
+const PACKED_CHUNK: usize = 64 << 10;
+/// Most bytes one interval takes: three numbers of at most 10 bytes.
+const PACKED_MAX: usize = 30;
+
 impl PackedHeld {
+    /// Bytes in use.
+    #[cfg(test)]
+    fn len_bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
     fn push(&mut self, h: PlainHeld) {
+        if self.chunks.last().is_none_or(|c| c.len() + PACKED_MAX > PACKED_CHUNK) {
+            self.chunks.push(Vec::with_capacity(PACKED_CHUNK));
+        }
+        let Some(bytes) = self.chunks.last_mut() else { return };
         let mut put = |v: i64| {
             // Zigzag, then 7 bits a byte with the high bit meaning "more".
             let mut z = ((v << 1) ^ (v >> 63)) as u64;
             while z >= 0x80 {
-                self.bytes.push(z as u8 | 0x80);
+                bytes.push(z as u8 | 0x80);
                 z >>= 7;
             }
-            self.bytes.push(z as u8);
+            bytes.push(z as u8);
         };
         put(h.hs_ack.0.wrapping_sub(self.last_hs_ack));
         // Which of the two times are there, then those that are.
@@ -347,9 +365,14 @@ impl PackedHeld {
     }
 
     fn iter(&self) -> impl Iterator<Item = PlainHeld> + '_ {
-        let mut rest = self.bytes.as_slice();
+        let mut chunks = self.chunks.iter();
+        let mut rest: &[u8] = &[];
         let mut last = 0i64;
         std::iter::from_fn(move || {
+            // Intervals never straddle chunks: a chunk's end is an interval's.
+            while rest.is_empty() {
+                rest = chunks.next()?.as_slice();
+            }
             let mut get = || -> Option<i64> {
                 let mut z = 0u64;
                 for shift in (0..64).step_by(7) {
