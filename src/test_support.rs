@@ -5,6 +5,7 @@ use crate::analysis::AnalysisFlags;
 use crate::decode::{Addr, IcmpError, Origin, Segment, TcpFlags};
 use crate::engine::{Engine, Finished};
 use crate::record::At;
+use crate::stream::Endpoint;
 use crate::time::Timestamp;
 
 pub const C: u8 = 0;
@@ -14,6 +15,26 @@ pub const ACK: u16 = TcpFlags::ACK;
 pub const SA: u16 = TcpFlags::SYN | TcpFlags::ACK;
 pub const FIN: u16 = TcpFlags::FIN;
 pub const RST: u16 = TcpFlags::RST;
+
+/// A bare segment from `from` to `to` (no flags, no payload, sequence 0).
+pub fn segment_between(from: Endpoint, to: Endpoint) -> Segment {
+    Segment {
+        src: from.addr,
+        dst: to.addr,
+        sport: from.port,
+        dport: to.port,
+        seq: 0,
+        ack: 0,
+        flags: TcpFlags(0),
+        window: 1000,
+        header_len: 20,
+        payload_len: Some(0),
+        payload_offset: None,
+        wscale: None,
+        options_complete: true,
+        origin: Origin::Direct,
+    }
+}
 
 pub struct Ladder {
     pub engine: Engine,
@@ -28,25 +49,10 @@ impl Ladder {
     }
 
     fn segment(&self, who: u8, flags: u16, seq: u32, ack: u32, len: u32, win: u16) -> Segment {
-        let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2]));
-        let p = self.client_port;
-        let (src, dst, sport, dport) = if who == C { (a, b, p, 80) } else { (b, a, 80, p) };
-        Segment {
-            src,
-            dst,
-            sport,
-            dport,
-            seq,
-            ack,
-            flags: TcpFlags(flags),
-            window: win,
-            header_len: 20,
-            payload_len: Some(len),
-            payload_offset: None,
-            wscale: None,
-            options_complete: true,
-            origin: Origin::Direct,
-        }
+        let c = Endpoint { addr: Addr::V4([10, 0, 0, 1]), port: self.client_port };
+        let s = Endpoint { addr: Addr::V4([10, 0, 0, 2]), port: 80 };
+        let (from, to) = if who == C { (c, s) } else { (s, c) };
+        Segment { seq, ack, flags: TcpFlags(flags), window: win, payload_len: Some(len), ..segment_between(from, to) }
     }
 
     fn at(&mut self, t_ms: f64) -> At {

@@ -18,7 +18,7 @@ pub use socks::{SOCKS_PORT, SocksState};
 
 use std::collections::HashMap;
 
-use crate::decode::Segment;
+use crate::decode::{Addr, Segment};
 use crate::time::Timestamp;
 
 /// A `tcp.stream` index.
@@ -104,10 +104,16 @@ type Packed4 = (u64, u64);
 
 fn packed4(key: &StreamKey) -> Option<Packed4> {
     let pack = |e: Endpoint| match e.addr {
-        crate::decode::Addr::V4(a) => Some(u64::from(u32::from_be_bytes(a)) << 16 | u64::from(e.port)),
-        crate::decode::Addr::V6(_) => None,
+        Addr::V4(a) => Some(pack4(a, e.port)),
+        Addr::V6(_) => None,
     };
     Some((pack(key.lo())?, pack(key.hi())?))
+}
+
+/// An IPv4 endpoint as one number that orders as [`Endpoint`] does.
+#[inline]
+fn pack4(addr: [u8; 4], port: u16) -> u64 {
+    u64::from(u32::from_be_bytes(addr)) << 16 | u64::from(port)
 }
 
 /// A map keyed by endpoint pair that stores IPv4 pairs, nearly all of
@@ -395,12 +401,29 @@ impl StreamTable {
         new_slot: u32,
         sender_base_seq: impl Fn(u32, usize) -> Option<u32>,
     ) -> Placement {
-        let src = Endpoint { addr: seg.src, port: seg.sport };
-        let dst = Endpoint { addr: seg.dst, port: seg.dport };
-        let key = StreamKey::new(src, dst);
         // Port reuse (reference §1.4.1): a new connection request whose ISN
         // differs from the sender's base sequence number.
         let splits = |base: Option<u32>| seg.flags.is_pure_syn() && base.is_some_and(|b| b != seg.seq);
+        // Nearly every segment: IPv4, of a live stream. Its packed key orders
+        // the endpoints as `StreamKey::new` does (address bytes, then port)
+        // and is the key `current` stores, so the lookup needs neither.
+        if let (Addr::V4(s), Addr::V4(d)) = (seg.src, seg.dst) {
+            let (ps, pd) = (pack4(s, seg.sport), pack4(d, seg.dport));
+            let (lo, hi) = if ps <= pd { (ps, pd) } else { (pd, ps) };
+            if let Some(&live) = self.current.v4.get(&(lo, hi)) {
+                let Live { stream, slot, a_is_hi } = live;
+                let dir = usize::from(if a_is_hi { hi } else { lo } != ps);
+                if seg.flags.is_pure_syn() && splits(sender_base_seq(slot, dir)) {
+                    let src = Endpoint { addr: seg.src, port: seg.sport };
+                    let key = StreamKey::new(src, Endpoint { addr: seg.dst, port: seg.dport });
+                    return self.create(key, src, true, new_slot);
+                }
+                return Placement { stream, dir, created: false, reused: false, late: false, slot };
+            }
+        }
+        let src = Endpoint { addr: seg.src, port: seg.sport };
+        let dst = Endpoint { addr: seg.dst, port: seg.dport };
+        let key = StreamKey::new(src, dst);
         if let Some(&live) = self.current.get(&key) {
             let Live { stream, slot, .. } = live;
             let dir = usize::from(live.side_a(&key) != src);
@@ -425,7 +448,6 @@ impl StreamTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Addr;
 
     fn v4(last: u8, port: u16) -> Endpoint {
         Endpoint { addr: Addr::V4([10, 0, 0, last]), port }
@@ -436,6 +458,51 @@ mod tests {
         a[0] = 0x20;
         a[15] = last;
         Endpoint { addr: Addr::V6(a), port }
+    }
+
+    /// The IPv4 fast path in `place` relies on this: packed endpoints
+    /// order as endpoints do, equal addresses and equal ports included.
+    #[test]
+    fn packed_endpoints_order_as_endpoints() {
+        let addrs = [[10, 0, 0, 1], [10, 0, 0, 2], [9, 255, 255, 255], [10, 0, 1, 0], [200, 1, 2, 3], [0, 0, 0, 0]];
+        let ports = [0, 1, 80, 255, 256, 65535];
+        let all: Vec<Endpoint> =
+            addrs.iter().flat_map(|&a| ports.iter().map(move |&p| Endpoint { addr: Addr::V4(a), port: p })).collect();
+        let pack = |e: &Endpoint| match e.addr {
+            Addr::V4(a) => pack4(a, e.port),
+            Addr::V6(_) => unreachable!(),
+        };
+        for a in &all {
+            for b in &all {
+                assert_eq!(a.cmp(b), pack(a).cmp(&pack(b)), "{a} vs {b}");
+                let key = StreamKey::new(*a, *b);
+                assert_eq!(packed4(&key), Some((pack(a).min(pack(b)), pack(a).max(pack(b)))));
+            }
+        }
+    }
+
+    /// Both directions of an IPv4 stream, and an IPv6 one, find their
+    /// stream and direction, through the fast path and the general one.
+    #[test]
+    fn place_finds_both_directions() {
+        for (a, b) in
+            [(v4(2, 80), v4(1, 5000)), (v4(1, 80), v4(1, 5000)), (v4(1, 7), v4(1, 7)), (v6(1, 5000), v6(2, 443))]
+        {
+            let mut t = StreamTable::with_tombstones(10);
+            let seg = |from: Endpoint, to: Endpoint| {
+                let mut s = crate::test_support::segment_between(from, to);
+                s.flags = crate::decode::TcpFlags(crate::decode::TcpFlags::ACK);
+                s
+            };
+            let first = t.place(&seg(a, b), 0, |_, _| None);
+            assert!(first.created);
+            let again = t.place(&seg(a, b), 1, |_, _| None);
+            let back = t.place(&seg(b, a), 1, |_, _| None);
+            assert_eq!((again.stream, again.dir, again.created), (first.stream, 0, false), "{a} -> {b}");
+            // An endpoint talking to itself: every segment is side 0's.
+            let back_dir = usize::from(a != b);
+            assert_eq!((back.stream, back.dir, back.created), (first.stream, back_dir, false), "{b} -> {a}");
+        }
     }
 
     #[test]
