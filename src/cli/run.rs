@@ -17,8 +17,8 @@ use flowclass::source::{FileSet, FrameFilter};
 use super::args::{Args, ColorChoice, Format};
 
 /// Streams classified and rendered per thread at a time at the end of the
-/// input (about 1.7 MB of JSON each).
-const FINISH_CHUNK: usize = 1024;
+/// input (about 450 KB of JSON each).
+const FINISH_CHUNK: usize = 256;
 
 /// Bytes of JSON of a plain flow, about (the first guess of a digest's
 /// buffer size).

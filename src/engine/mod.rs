@@ -210,7 +210,7 @@ impl Held {
 
 /// Boxes of finished streams kept for new ones, at most (see
 /// [`Engine::recycle`]).
-const MAX_SPARE_STATES: usize = 4096;
+const MAX_SPARE_STATES: usize = 1024;
 
 /// A finished stream: its facts and its verdict.
 pub struct Finished {
