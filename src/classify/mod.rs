@@ -32,6 +32,17 @@ pub enum ClientRule {
     HigherPort,
 }
 
+impl ClientRule {
+    /// The name serde writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientRule::FirstSyn => "first_syn",
+            ClientRule::SynAckReceiver => "syn_ack_receiver",
+            ClientRule::HigherPort => "higher_port",
+        }
+    }
+}
+
 /// Which role sent something.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -74,9 +74,9 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     endpoint(out, &f.client);
     out.extend_from_slice(b",\"server\":");
     endpoint(out, &f.server);
-    out.extend_from_slice(b",\"client_rule\":");
-    serde_value(out, &f.client_rule);
-    out.extend_from_slice(b",\"packets\":{\"client\":");
+    out.extend_from_slice(b",\"client_rule\":\"");
+    out.extend_from_slice(f.client_rule.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"packets\":{\"client\":");
     int(out, f.packets.client);
     out.extend_from_slice(b",\"server\":");
     int(out, f.packets.server);
@@ -84,12 +84,18 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     int(out, f.bytes.client);
     out.extend_from_slice(b",\"server\":");
     int(out, f.bytes.server);
-    out.extend_from_slice(b"},\"analysis\":");
-    flags(out, &f.analysis);
-    out.extend_from_slice(b",\"analysis_by_direction\":{\"client\":");
-    flags(out, &f.analysis_by_direction.client);
-    out.extend_from_slice(b",\"server\":");
-    flags(out, &f.analysis_by_direction.server);
+    let d = &f.analysis_by_direction;
+    if [&f.analysis, &d.client, &d.server].iter().all(|c| c.0.iter().all(|&n| n == 0)) {
+        // Most flows: one copy of the whole constant text.
+        out.extend_from_slice(NO_ANALYSIS);
+    } else {
+        out.extend_from_slice(b"},\"analysis\":");
+        flags(out, &f.analysis);
+        out.extend_from_slice(b",\"analysis_by_direction\":{\"client\":");
+        flags(out, &d.client);
+        out.extend_from_slice(b",\"server\":");
+        flags(out, &d.server);
+    }
     let h = &f.handshake;
     out.extend_from_slice(b"},\"handshake\":{\"syn\":");
     int(out, h.syn);
@@ -108,11 +114,15 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     }
     out.extend_from_slice(b",\"rtt_s\":");
     serde_value(out, &h.rtt_s);
-    out.extend_from_slice(b"},\"reset\":");
-    serde_value(out, &f.reset);
-    out.extend_from_slice(b",\"icmp\":");
-    serde_value(out, &f.icmp);
-    out.extend_from_slice(b",\"icmp_quotes\":");
+    if f.reset.is_none() && f.icmp.is_none() {
+        out.extend_from_slice(b"},\"reset\":null,\"icmp\":null,\"icmp_quotes\":");
+    } else {
+        out.extend_from_slice(b"},\"reset\":");
+        serde_value(out, &f.reset);
+        out.extend_from_slice(b",\"icmp\":");
+        serde_value(out, &f.icmp);
+        out.extend_from_slice(b",\"icmp_quotes\":");
+    }
     int(out, f.icmp_quotes);
     let e = &f.end;
     out.extend_from_slice(b",\"end\":{\"fin\":");
@@ -143,8 +153,12 @@ pub fn write_flow(out: &mut Vec<u8>, f: &Flow, typed: bool) {
     out.extend_from_slice(b"\"}");
 }
 
-fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+fn int(out: &mut Vec<u8>, n: impl itoa::Integer + Into<u64> + Copy) {
+    // Most numbers here are counts below 10 (a byte, no copy call).
+    match n.into() {
+        small @ 0..=9 => out.push(b'0' + small as u8),
+        _ => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+    }
 }
 
 /// A timestamp as a JSON string (its text never needs escaping).
@@ -201,6 +215,10 @@ fn endpoint(out: &mut Vec<u8>, e: &crate::stream::Endpoint) {
     out.push(b'}');
 }
 
+/// From the end of `bytes` to the end of `analysis_by_direction` when
+/// every count is 0 (most flows).
+const NO_ANALYSIS: &[u8] = b"},\"analysis\":{\"retransmission\":0,\"fast_retransmission\":0,\"spurious_retransmission\":0,\"out_of_order\":0,\"lost_segment\":0,\"ack_lost_segment\":0,\"duplicate_ack\":0,\"keep_alive\":0,\"keep_alive_ack\":0,\"zero_window\":0,\"zero_window_probe\":0,\"zero_window_probe_ack\":0,\"window_update\":0,\"window_full\":0,\"reused_ports\":0},\"analysis_by_direction\":{\"client\":{\"retransmission\":0,\"fast_retransmission\":0,\"spurious_retransmission\":0,\"out_of_order\":0,\"lost_segment\":0,\"ack_lost_segment\":0,\"duplicate_ack\":0,\"keep_alive\":0,\"keep_alive_ack\":0,\"zero_window\":0,\"zero_window_probe\":0,\"zero_window_probe_ack\":0,\"window_update\":0,\"window_full\":0,\"reused_ports\":0},\"server\":{\"retransmission\":0,\"fast_retransmission\":0,\"spurious_retransmission\":0,\"out_of_order\":0,\"lost_segment\":0,\"ack_lost_segment\":0,\"duplicate_ack\":0,\"keep_alive\":0,\"keep_alive_ack\":0,\"zero_window\":0,\"zero_window_probe\":0,\"zero_window_probe_ack\":0,\"window_update\":0,\"window_full\":0,\"reused_ports\":0}";
+
 /// The counters object when every count is 0 (most flows, most directions).
 const NO_FLAGS: &[u8] = b"{\"retransmission\":0,\"fast_retransmission\":0,\"spurious_retransmission\":0,\"out_of_order\":0,\"lost_segment\":0,\"ack_lost_segment\":0,\"duplicate_ack\":0,\"keep_alive\":0,\"keep_alive_ack\":0,\"zero_window\":0,\"zero_window_probe\":0,\"zero_window_probe_ack\":0,\"window_update\":0,\"window_full\":0,\"reused_ports\":0}";
 
@@ -221,6 +239,26 @@ fn flags(out: &mut Vec<u8>, c: &crate::analysis::FlagCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zero_analysis_text_is_what_the_counters_write() {
+        let zero = crate::analysis::FlagCounts::default();
+        let mut looped = b"},\"analysis\":".to_vec();
+        super::flags(&mut looped, &zero);
+        looped.extend_from_slice(b",\"analysis_by_direction\":{\"client\":");
+        super::flags(&mut looped, &zero);
+        looped.extend_from_slice(b",\"server\":");
+        super::flags(&mut looped, &zero);
+        assert_eq!(String::from_utf8_lossy(&looped), String::from_utf8_lossy(super::NO_ANALYSIS));
+    }
+
+    #[test]
+    fn client_rule_names_are_serdes() {
+        use crate::classify::ClientRule as R;
+        for r in [R::FirstSyn, R::SynAckReceiver, R::HigherPort] {
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+        }
+    }
 
     #[test]
     fn the_zero_counters_object_is_what_the_loop_writes() {
