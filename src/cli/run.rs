@@ -248,6 +248,10 @@ const DIGEST_QUEUE: usize = 2;
 /// Finished flows handed to the digest thread at a time, at least (the
 /// rest at the end).
 const DIGEST_BATCH: usize = 256;
+/// ... and at most: flows that finish together (a burst of timeouts, a gap
+/// in the capture) go over in several batches, so a render buffer stays
+/// under a megabyte.
+const DIGEST_BATCH_MAX: usize = 2 * DIGEST_BATCH;
 
 /// Push every frame of `set` through `engine` (see [`pipeline`]) and
 /// report the flows that finish on the way: closed and quiet, or finished
@@ -290,10 +294,15 @@ fn read_all<W: io::Write>(
         pipeline::run_files(set, filter, engine, |engine| {
             // In batches of a few hundred: each hand-over wakes a thread.
             if engine.finished_count() >= DIGEST_BATCH || (!threaded && engine.has_finished()) {
-                let done = engine.take_finished();
+                let mut done = engine.take_finished();
                 if threaded {
-                    // Fails only if the digest thread is gone, which it is
-                    // not before this sender is dropped.
+                    while done.len() > DIGEST_BATCH_MAX {
+                        let rest = done.split_off(DIGEST_BATCH_MAX);
+                        // Fails only if the digest thread is gone, which it
+                        // is not before this sender is dropped.
+                        let _ = done_tx.send(done);
+                        done = rest;
+                    }
                     let _ = done_tx.send(done);
                 } else {
                     let spent = absorb(report, digester.digest(done), write_error);
