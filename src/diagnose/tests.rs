@@ -259,6 +259,26 @@ fn packed_held_intervals_come_back_exactly() {
         let (a, b) = (next(), next());
         all.push(PlainHeld { hs_ack: Timestamp(t), released: pick(a), served: pick(b) });
     }
+    // Microsecond captures: every time in whole microseconds, a few
+    // milliseconds apart, released and served within a second.
+    let mut micro = Vec::new();
+    for _ in 0..10_000 {
+        t = t / 1000 * 1000 + (next() % 5_000) as i64 * 1000;
+        let pick = |r: u64| if r.is_multiple_of(5) { never } else { Timestamp(t + (r % 1_000_000) as i64 * 1000) };
+        let (a, b) = (next(), next());
+        micro.push(PlainHeld { hs_ack: Timestamp(t), released: pick(a), served: pick(b) });
+    }
+    let mut small = PackedHeld::default();
+    for h in &micro {
+        small.push(*h);
+    }
+    let back: Vec<(Timestamp, Timestamp, Timestamp)> = small.iter().map(|h| (h.hs_ack, h.released, h.served)).collect();
+    let want: Vec<(Timestamp, Timestamp, Timestamp)> = micro.iter().map(|h| (h.hs_ack, h.released, h.served)).collect();
+    assert_eq!(back, want);
+    let bytes = small.len_bytes();
+    assert!(bytes < micro.len() * 8, "{bytes} bytes for {} microsecond intervals", micro.len());
+    all.extend(micro);
+
     let mut packed = PackedHeld::default();
     for h in &all {
         packed.push(*h);
