@@ -61,6 +61,9 @@ pub struct Digest {
     /// The streams digested, handed back so that the thread that made them
     /// frees or reuses them (see [`Engine::recycle`]).
     spent: Vec<Finished>,
+    /// The engine's [`Engine::watermark`] when these streams (and all
+    /// before them) were taken, for [`FactStore::set_watermark`].
+    watermark: Option<flowclass::time::Timestamp>,
 }
 
 impl Digester {
@@ -75,6 +78,7 @@ impl Digester {
             rendered: Vec::new(),
             bytes: Vec::new(),
             spent: Vec::new(),
+            watermark: None,
         };
         if self.format != OutFormat::Table {
             d.bytes = self.spare.lock().map(|mut s| s.pop()).unwrap_or_default().unwrap_or_default();
@@ -173,6 +177,9 @@ impl<W: io::Write> Reporting<W> {
         for x in d.facts {
             self.facts.push(x);
         }
+        if let Some(w) = d.watermark {
+            self.facts.set_watermark(w);
+        }
         for server in d.trouble {
             *self.trouble.entry(server).or_default() += 1;
         }
@@ -267,15 +274,18 @@ fn read_all<W: io::Write>(
     write_error: &mut Option<io::Error>,
 ) {
     let digester = report.digester();
-    let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Finished>>(DIGEST_QUEUE);
+    // Finished streams, with the watermark on the last batch of a take.
+    type Batch = (Vec<Finished>, Option<flowclass::time::Timestamp>);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Batch>(DIGEST_QUEUE);
     let (digest_tx, digest_rx) = mpsc::channel::<Digest>();
     std::thread::scope(|s| {
         let digester = &digester;
         let threaded = std::thread::Builder::new()
             .name("flowclass-digest".into())
             .spawn_scoped(s, move || {
-                for done in done_rx {
-                    if digest_tx.send(digester.digest(done)).is_err() {
+                for (done, watermark) in done_rx {
+                    let digest = Digest { watermark, ..digester.digest(done) };
+                    if digest_tx.send(digest).is_err() {
                         return;
                     }
                 }
@@ -294,18 +304,22 @@ fn read_all<W: io::Write>(
         pipeline::run_files(set, filter, engine, |engine| {
             // In batches of a few hundred: each hand-over wakes a thread.
             if engine.finished_count() >= DIGEST_BATCH || (!threaded && engine.has_finished()) {
+                // Every stream finished so far is in this take; those held
+                // have no frame before this.
+                let watermark = engine.watermark();
                 let mut done = engine.take_finished();
                 if threaded {
                     while done.len() > DIGEST_BATCH_MAX {
                         let rest = done.split_off(DIGEST_BATCH_MAX);
                         // Fails only if the digest thread is gone, which it
                         // is not before this sender is dropped.
-                        let _ = done_tx.send(done);
+                        let _ = done_tx.send((done, None));
                         done = rest;
                     }
-                    let _ = done_tx.send(done);
+                    let _ = done_tx.send((done, watermark));
                 } else {
-                    let spent = absorb(report, digester.digest(done), write_error);
+                    let digest = Digest { watermark, ..digester.digest(done) };
+                    let spent = absorb(report, digest, write_error);
                     engine.recycle(spent);
                 }
             }

@@ -8,6 +8,7 @@
 //! bound.
 
 pub mod backlog;
+mod intervals;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,6 +21,7 @@ use crate::record::At;
 use crate::stream::Endpoint;
 use crate::time::Timestamp;
 use backlog::Held;
+use intervals::Intervals;
 
 /// Retransmitted share of established flows' packets above which the path
 /// is called lossy (with at least [`LOSSY_MIN_RETRANSMISSIONS`]).
@@ -284,9 +286,6 @@ struct Reduced {
     plain_packets: u64,
     /// Plain flows the server never sent a byte on.
     plain_unserved: u64,
-    /// Per plain flow: handshake ACK, release and first server data
-    /// (about 5 bytes each, see [`PackedHeld`]).
-    held: PackedHeld,
     /// Bare half-open attempts.
     half_open: u64,
     half_open_syn_retx: u64,
@@ -463,6 +462,11 @@ impl PlainHeld {
 pub struct FactStore {
     full: Vec<FlowFacts>,
     reduced: HashMap<Endpoint, Reduced, foldhash::fast::RandomState>,
+    /// Per server: every established flow's held interval (plain or not)
+    /// and the times the verdicts ask about, folded as the watermark
+    /// allows (see [`FactStore::set_watermark`]).
+    intervals: HashMap<Endpoint, Intervals, foldhash::fast::RandomState>,
+    watermark: Option<Timestamp>,
 }
 
 fn keep_smallest<V>(m: &mut BTreeMap<u32, V>, k: u32, v: V) {
@@ -478,10 +482,42 @@ impl FactStore {
         Self::default()
     }
 
+    /// No stream reported from now on has a handshake ACK or a SYN before
+    /// `w` (the engine's [`watermark`](crate::engine::Engine::watermark)
+    /// when the streams pushed so far were taken): what came before can be
+    /// settled and forgotten (see `intervals.rs`). The answers are the
+    /// same; only memory changes.
+    pub fn set_watermark(&mut self, w: Timestamp) {
+        self.watermark = Some(self.watermark.map_or(w, |m| m.max(w)));
+    }
+
+    /// The interval and the questions of a flow kept in full.
+    fn note_full(&mut self, x: &FlowFacts) {
+        let asks = if label_is(x, Label::SynTimeout) {
+            x.syn.map(|s| s.ts)
+        } else if label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x) {
+            x.hs_ack
+        } else {
+            None
+        };
+        let established = label_is(x, Label::Established) && x.hs_ack.is_some();
+        if asks.is_none() && !established {
+            return;
+        }
+        let iv = self.intervals.entry(x.server).or_default();
+        if let Some(t) = asks {
+            iv.ask(t);
+        }
+        if established {
+            iv.push(PlainHeld::new(x), self.watermark);
+        }
+    }
+
     /// Add one finished stream's facts.
     pub fn push(&mut self, x: FlowFacts) {
         let kind = x.kind();
         if matches!(kind, Kind::Full) {
+            self.note_full(&x);
             self.full.push(x);
             return;
         }
@@ -496,7 +532,7 @@ impl FactStore {
                 r.plain += 1;
                 r.plain_packets += x.packets;
                 r.plain_unserved += u64::from(x.server_bytes == 0);
-                r.held.push(PlainHeld::new(&x));
+                self.intervals.entry(x.server).or_default().push(PlainHeld::new(&x), self.watermark);
             }
             Kind::HalfOpen => {
                 r.half_open += 1;
@@ -515,6 +551,7 @@ impl FactStore {
             Kind::Timeout => {
                 if r.timeouts.len() < TIMEOUTS_MAX {
                     r.timeouts.push((syn.ts, x.stream, syn.frame.get()));
+                    self.intervals.entry(x.server).or_default().ask(syn.ts);
                 } else {
                     r.timeouts_uncompared += 1;
                 }
@@ -530,6 +567,7 @@ impl FactStore {
     /// Keep a flow's full facts even when it could be reduced (to test the
     /// reduction).
     fn push_unreduced(&mut self, x: FlowFacts) {
+        self.note_full(&x);
         self.full.push(x);
     }
 }
@@ -569,7 +607,7 @@ pub fn diagnose_store(store: &FactStore, capture_end: Option<Timestamp>) -> impl
         let reduced = store.reduced.get(&server);
         let attempts = flows.iter().filter(|x| x.attempt).count() as u64
             + reduced.map_or(0, |r| r.plain + r.half_open + r.timeout_count());
-        (attempts > 0).then(|| diagnose_server(server, &flows, reduced, attempts, end))
+        (attempts > 0).then(|| diagnose_server(server, &flows, reduced, store.intervals.get(&server), attempts, end))
     })
 }
 
@@ -604,6 +642,7 @@ fn diagnose_server(
     server: Endpoint,
     flows: &[&Facts],
     reduced: Option<&Reduced>,
+    intervals: Option<&Intervals>,
     attempts: u64,
     end: Timestamp,
 ) -> Diagnosis {
@@ -638,14 +677,9 @@ fn diagnose_server(
     let established: Vec<&Facts> =
         flows.iter().copied().filter(|x| label_is(x, Label::Established) && x.hs_ack.is_some()).collect();
     let established_count = established.len() as u64 + r.plain;
-    let (held, queued): (Vec<Held>, Vec<Held>) = established
-        .iter()
-        .map(|x| PlainHeld::new(x))
-        .chain(r.held.iter())
-        .map(|x| (x.held(end), x.queued(end)))
-        .unzip();
-    let held_index = backlog::HeldIndex::new(&held);
-    let peak_established = held_index.peak() as u64;
+    let no_intervals = Intervals::default();
+    let (peak, counts_at) = intervals.unwrap_or(&no_intervals).finish(end);
+    let peak_established = peak as u64;
 
     // Capture loss: ACKs of bytes the capture never showed.
     let acked_unseen: u64 = flows.iter().map(|x| u64::from(x.ack_lost)).sum();
@@ -695,12 +729,12 @@ fn diagnose_server(
         .filter(|x| label_is(x, Label::SynTimeout))
         .filter_map(|x| Some((x.stream, x.syn?.ts)))
         .chain(r.timeouts.iter().map(|&(ts, stream, _)| (stream, ts)))
-        .filter(|&(_, ts)| held_index.at(ts) > 0)
+        .filter(|&(_, ts)| counts_at(ts).held > 0)
         .collect();
     syn_dropped.sort_unstable();
     // The first drop: a dropped handshake ACK, or a SYN never answered.
     let first_drop = ack_dropped.iter().filter_map(|x| x.hs_ack).chain(syn_dropped.iter().map(|&(_, ts)| ts)).min();
-    let held_then = first_drop.map_or(0, |t| backlog::held_at(&queued, t));
+    let held_then = first_drop.map_or(0, |t| counts_at(t).queued);
     // A full queue holds limit + 1 >= 2 connections not yet served. With
     // fewer, a lone dropped ACK or unanswered SYN is better explained by
     // loss on the path than by an overflow (a real server's limit is not 0).

@@ -281,6 +281,12 @@ pub struct Engine {
     /// (stream, slot) in creation order, when `!open_due`; entries of
     /// finished streams are dropped lazily.
     created: std::collections::VecDeque<(StreamId, Slot)>,
+    /// (stream, slot, first timestamp) of held streams in creation order,
+    /// for [`Engine::watermark`]; entries of finished streams are dropped
+    /// lazily.
+    oldest: std::collections::VecDeque<(StreamId, Slot, Timestamp)>,
+    /// A frame's timestamp was earlier than one before it.
+    went_back: bool,
     ready: Vec<Finished>,
     /// Boxes of reported streams, for new streams' state.
     #[allow(clippy::vec_box)]
@@ -311,6 +317,8 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
             created: std::collections::VecDeque::new(),
+            oldest: std::collections::VecDeque::new(),
+            went_back: false,
             ready: Vec::new(),
             spare: Vec::new(),
             stats: FrameStats::default(),
@@ -333,6 +341,36 @@ impl Engine {
         self.created.push_back((stream, slot));
     }
 
+    /// A time before which no stream finished from now on has a frame:
+    /// the first timestamp of the oldest stream held (streams are created
+    /// in frame order), or the capture clock when none is held. `None`
+    /// once a frame's timestamp went back in the capture: then streams
+    /// created later can have earlier frames.
+    pub fn watermark(&mut self) -> Option<Timestamp> {
+        if self.went_back {
+            return None;
+        }
+        while let Some(&(id, slot, first)) = self.oldest.front() {
+            if self.live(id, slot).is_some() {
+                return Some(first);
+            }
+            self.oldest.pop_front();
+        }
+        Some(self.clock)
+    }
+
+    /// Note a new stream for [`Engine::watermark`].
+    fn note_created(&mut self, stream: StreamId, slot: Slot, first: Timestamp) {
+        // Drop the entries of finished streams once they are half the
+        // queue (a stream held for the whole capture keeps every later one
+        // behind it otherwise).
+        if self.oldest.len() >= 2 * self.streams.len() + 1024 {
+            let streams = &self.streams;
+            self.oldest.retain(|&(id, slot, _)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
+        }
+        self.oldest.push_back((stream, slot, first));
+    }
+
     /// Streams held now.
     pub fn live_streams(&self) -> usize {
         self.streams.len()
@@ -347,6 +385,7 @@ impl Engine {
     /// decoded to nothing still counts for "when the capture ended").
     pub fn note_time(&mut self, ts: Timestamp) {
         let stats = &mut self.stats;
+        self.went_back |= stats.last_ts.is_some_and(|last| ts < last);
         stats.first_ts = Some(stats.first_ts.map_or(ts, |t| t.min(ts)));
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
         self.advance(ts);
@@ -529,6 +568,7 @@ impl Engine {
             debug_assert_eq!(slot, placed.slot);
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
             self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
+            self.note_created(placed.stream, slot, at.ts);
         }
         let streams = &mut self.streams;
         let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
@@ -603,6 +643,7 @@ impl Engine {
             if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
                 let slot = self.streams.insert(Held::new(id, a, b, at.ts, &mut self.spare));
                 self.due.push(Reverse((at.ts, id, slot)));
+                self.note_created(id, slot, at.ts);
             }
         }
         if placed.created {
