@@ -236,15 +236,74 @@ const TIMEOUTS_MAX: usize = 1 << 20;
 #[cfg(test)]
 const TIMEOUTS_MAX: usize = 16;
 
-/// A set of addresses that stops growing at [`DISTINCT_MAX`]. IPv4
-/// addresses are kept as 4 bytes (an [`Addr`](crate::decode::Addr) takes
-/// 17): a server's clients are most of what a long capture adds.
+/// A set of addresses that stops growing at [`DISTINCT_MAX`]. A server's
+/// clients are most of what a long capture adds. IPv4 addresses start in
+/// a compressed bitmap, which keeps a subnet's addresses in 2 bytes each,
+/// or a bit each once it is busy (a hash set takes ~5-10 bytes an
+/// address). Addresses scattered over the whole space (a flood from
+/// random sources) cost the bitmap a container each, slowly; once they
+/// average fewer than [`DENSE`] per /16, they move to a hash set.
 #[derive(Default)]
 struct Distinct {
-    v4: std::collections::HashSet<u32, foldhash::fast::RandomState>,
+    v4: V4Set,
     v6: std::collections::HashSet<[u8; 16], foldhash::fast::RandomState>,
     /// An address was left out because the set was full.
     capped: bool,
+}
+
+/// IPv4 addresses per /16 below which a bitmap is the wrong container.
+const DENSE: usize = 16;
+/// Addresses the bitmap takes before the density is judged.
+const JUDGE_AFTER: usize = 4096;
+
+enum V4Set {
+    Bitmap {
+        bits: roaring::RoaringBitmap,
+        /// Addresses in `bits` (the bitmap counts its containers on each
+        /// ask), and the /16s among them.
+        len: usize,
+        subnets: std::collections::HashSet<u16, foldhash::fast::RandomState>,
+    },
+    Hash(std::collections::HashSet<u32, foldhash::fast::RandomState>),
+}
+
+impl Default for V4Set {
+    fn default() -> Self {
+        V4Set::Bitmap { bits: Default::default(), len: 0, subnets: Default::default() }
+    }
+}
+
+impl V4Set {
+    fn len(&self) -> usize {
+        match self {
+            V4Set::Bitmap { len, .. } => *len,
+            V4Set::Hash(h) => h.len(),
+        }
+    }
+
+    fn contains(&self, a: u32) -> bool {
+        match self {
+            V4Set::Bitmap { bits, .. } => bits.contains(a),
+            V4Set::Hash(h) => h.contains(&a),
+        }
+    }
+
+    fn insert(&mut self, a: u32) {
+        match self {
+            V4Set::Bitmap { bits, len, subnets } => {
+                if bits.insert(a) {
+                    *len += 1;
+                    subnets.insert((a >> 16) as u16);
+                }
+                if *len >= JUDGE_AFTER && *len < subnets.len() * DENSE {
+                    *self = V4Set::Hash(bits.iter().collect());
+                }
+            }
+            V4Set::Hash(h) => {
+                h.insert(a);
+            }
+        }
+    }
 }
 
 impl Distinct {
@@ -254,7 +313,7 @@ impl Distinct {
 
     fn contains(&self, a: &crate::decode::Addr) -> bool {
         match *a {
-            crate::decode::Addr::V4(b) => self.v4.contains(&u32::from_be_bytes(b)),
+            crate::decode::Addr::V4(b) => self.v4.contains(u32::from_be_bytes(b)),
             crate::decode::Addr::V6(b) => self.v6.contains(&b),
         }
     }
@@ -263,8 +322,10 @@ impl Distinct {
         if self.len() < DISTINCT_MAX {
             match a {
                 crate::decode::Addr::V4(b) => self.v4.insert(u32::from_be_bytes(b)),
-                crate::decode::Addr::V6(b) => self.v6.insert(b),
-            };
+                crate::decode::Addr::V6(b) => {
+                    self.v6.insert(b);
+                }
+            }
         } else if !self.contains(&a) {
             self.capped = true;
         }

@@ -292,3 +292,41 @@ fn packed_held_intervals_come_back_exactly() {
     // Several chunks, so intervals were read across their boundaries.
     assert!(packed.chunks.len() > 2, "{} chunks", packed.chunks.len());
 }
+
+/// The distinct-address set counts what a hash set counts, IPv4 in a busy
+/// subnet, scattered and repeated, and IPv6; busy subnets stay in the
+/// bitmap, scattered addresses move to a hash set.
+#[test]
+fn distinct_addresses_are_counted_once() {
+    use crate::decode::Addr;
+    let mut rng = 0x0123_4567_89ab_cdefu64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for scattered in [false, true] {
+        let mut set = super::Distinct::default();
+        let mut plain = std::collections::HashSet::new();
+        for i in 0..50_000u64 {
+            let a = match i % 4 {
+                1 if scattered => Addr::V4((next() as u32).to_be_bytes()),
+                0 | 1 => Addr::V4([10, 1, (next() % 256) as u8, (next() % 256) as u8]),
+                2 => Addr::V4([192, 168, 0, (next() % 8) as u8]),
+                _ => {
+                    let mut b = [0u8; 16];
+                    b[0] = 0x20;
+                    b[15] = (next() % 300) as u8;
+                    Addr::V6(b)
+                }
+            };
+            set.insert(a);
+            plain.insert(a);
+            assert!(set.contains(&a));
+        }
+        assert_eq!(set.len(), plain.len(), "scattered: {scattered}");
+        assert!(!set.capped);
+        assert_eq!(matches!(set.v4, super::V4Set::Hash(_)), scattered);
+    }
+}
