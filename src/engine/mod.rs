@@ -836,6 +836,32 @@ mod tests {
         quiet
     }
 
+    /// The watermark is the first timestamp of the oldest stream still
+    /// held, the clock once none is, and gone for good once a frame's
+    /// timestamp goes back.
+    #[test]
+    fn the_watermark_follows_the_oldest_stream_held() {
+        use crate::time::Timestamp;
+        let ms = |t: f64| Timestamp((t * 1e6) as i64);
+        let mut l = Ladder::new();
+        assert_eq!(l.engine.watermark(), Some(Timestamp(i64::MIN)), "nothing seen yet");
+        long_connection(&mut l, 2000, 10.0, 50.0);
+        long_connection(&mut l, 2001, 100.0, 50.0);
+        assert_eq!(l.engine.watermark(), Some(ms(10.0)));
+        // Each is reported a second after its close.
+        l.other_frame(1_100.0);
+        assert_eq!((l.engine.finished_count(), l.engine.live_streams()), (1, 1));
+        assert_eq!(l.engine.watermark(), Some(ms(100.0)));
+        l.other_frame(3_000.0);
+        assert_eq!(l.engine.live_streams(), 0);
+        assert_eq!(l.engine.watermark(), Some(ms(3_000.0)));
+        // A frame from the past.
+        l.other_frame(2_999.0);
+        assert_eq!(l.engine.watermark(), None);
+        l.other_frame(2_000_000.0);
+        assert_eq!(l.engine.watermark(), None);
+    }
+
     /// A stream seen from its SYN to its last ACK after FINs both ways is
     /// reported 1 s after that ACK, however long it lived; any other close
     /// after the 120 s linger (a RST, a stream whose start was not
