@@ -19,7 +19,7 @@ use super::backlog::{Held, HeldIndex};
 use super::{PackedHeld, PlainHeld};
 use crate::time::Timestamp;
 
-/// Intervals taken in since the last fold before another fold is worth it.
+/// Intervals pending before a fold is worth it, at least.
 const FOLD_EVERY: usize = 256;
 
 /// Stands for "held until the end of the capture" (not known yet).
@@ -40,6 +40,10 @@ pub struct Intervals {
     /// Intervals taken in since the last fold, in full.
     pending: PackedHeld,
     pending_len: usize,
+    /// Fold when `pending_len` reaches this: twice what the last fold kept
+    /// (a watermark held back by a long stream keeps intervals pending;
+    /// folding them again at every push would cost their number each time).
+    fold_at: usize,
     /// The last fold's watermark: everything before it is settled.
     settled_until: Option<Timestamp>,
     /// Most held at once before `settled_until`.
@@ -51,6 +55,9 @@ pub struct Intervals {
     /// Questions not answered yet, and the answers (by time).
     asked: Vec<Timestamp>,
     answers: BTreeMap<Timestamp, AtTime>,
+    /// Folds done (tests check how often).
+    #[cfg(test)]
+    folds: usize,
 }
 
 /// Held and queued end times of an interval, [`OPEN_END`] when it lasts to
@@ -69,7 +76,7 @@ impl Intervals {
     pub fn push(&mut self, h: PlainHeld, watermark: Option<Timestamp>) {
         self.pending.push(h);
         self.pending_len += 1;
-        if self.pending_len >= FOLD_EVERY
+        if self.pending_len >= self.fold_at.max(FOLD_EVERY)
             && let Some(w) = watermark
         {
             self.fold(w);
@@ -160,10 +167,15 @@ impl Intervals {
         }
         self.pending = kept;
         self.pending_len = kept_len;
+        self.fold_at = 2 * kept_len;
         self.open_held = open_held;
         self.open_queued = open_queued;
         self.asked = still_asked;
         self.settled_until = Some(w);
+        #[cfg(test)]
+        {
+            self.folds += 1;
+        }
     }
 
     /// The answers at the end of the capture (`end`: its last timestamp):
@@ -263,5 +275,23 @@ mod tests {
             // Less is kept than everything.
             assert!(folded.pending_len + folded.open_held.len() < flows.len(), "round {round}");
         }
+    }
+
+    /// A watermark held back by one long stream (every new interval starts
+    /// after it) folds now and then, not at every push (each fold goes over
+    /// every pending interval).
+    #[test]
+    fn a_held_back_watermark_does_not_fold_at_every_push() {
+        let mut iv = Intervals::default();
+        for i in 0..200_000i64 {
+            let hs_ack = Timestamp(1_000 + i * 10);
+            iv.push(
+                PlainHeld { hs_ack, released: Timestamp(hs_ack.0 + 5), served: PlainHeld::NEVER },
+                Some(Timestamp(i)),
+            );
+        }
+        let (peak, _) = iv.finish(Timestamp(10_000_000));
+        assert_eq!(peak, 1);
+        assert!(iv.folds <= 12, "{} folds", iv.folds);
     }
 }

@@ -516,9 +516,10 @@ impl PlainHeld {
 /// The facts of every reported stream, kept so that memory grows with the
 /// streams that need their details, not with healthy traffic or floods: a
 /// plain established flow costs its server about 5 bytes (its packed held
-/// interval), a bare SYN timeout 24 bytes, a bare half-open attempt nothing
-/// but its counts, plus each client address once (up to 1,048,576 per
-/// server); every other flow keeps its [`FlowFacts`] (~230 bytes).
+/// interval) until the watermark passes it (see `intervals.rs`), a bare
+/// SYN timeout 24 bytes, a bare half-open attempt nothing but its counts,
+/// plus each client address once (up to 1,048,576 per server); every other
+/// flow keeps its [`FlowFacts`] (~230 bytes).
 #[derive(Default)]
 pub struct FactStore {
     full: Vec<FlowFacts>,
