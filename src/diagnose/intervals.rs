@@ -40,10 +40,12 @@ pub struct Intervals {
     /// Intervals taken in since the last fold, in full.
     pending: PackedHeld,
     pending_len: usize,
-    /// Fold when `pending_len` reaches this: twice what the last fold kept
-    /// (a watermark held back by a long stream keeps intervals pending;
-    /// folding them again at every push would cost their number each time).
+    /// Fold when `pending_len` (or the questions waiting) reaches this:
+    /// twice what the last fold kept (a watermark held back by a long
+    /// stream keeps intervals pending; folding them again at every push
+    /// would cost their number each time).
     fold_at: usize,
+    ask_fold_at: usize,
     /// The last fold's watermark: everything before it is settled.
     settled_until: Option<Timestamp>,
     /// Most held at once before `settled_until`.
@@ -52,7 +54,9 @@ pub struct Intervals {
     /// then: their held and queued end times ([`OPEN_END`]: the capture's).
     open_held: Vec<Timestamp>,
     open_queued: Vec<Timestamp>,
-    /// Questions not answered yet, and the answers (by time).
+    /// Questions not answered yet, and the answers (by time) that are not
+    /// zero: a flood of unanswered SYNs to a server that holds nothing
+    /// asks a question per SYN, all answered 0.
     asked: Vec<Timestamp>,
     answers: BTreeMap<Timestamp, AtTime>,
     /// Folds done (tests check how often).
@@ -83,9 +87,15 @@ impl Intervals {
         }
     }
 
-    /// Remember that the verdicts will ask about time `t`.
-    pub fn ask(&mut self, t: Timestamp) {
+    /// Remember that the verdicts will ask about time `t`; fold if
+    /// `watermark` allows and enough questions wait.
+    pub fn ask(&mut self, t: Timestamp, watermark: Option<Timestamp>) {
         self.asked.push(t);
+        if self.asked.len() >= self.ask_fold_at.max(FOLD_EVERY)
+            && let Some(w) = watermark
+        {
+            self.fold(w);
+        }
     }
 
     /// Settle everything before `w` (see the module documentation). A
@@ -157,7 +167,9 @@ impl Intervals {
                     self.settled_peak = self.settled_peak.max(now.held);
                 }
                 QUESTION => {
-                    self.answers.insert(t, now);
+                    if now != AtTime::default() {
+                        self.answers.insert(t, now);
+                    }
                 }
                 _ => {
                     now.held = now.held.saturating_sub(usize::from(held));
@@ -171,6 +183,7 @@ impl Intervals {
         self.open_held = open_held;
         self.open_queued = open_queued;
         self.asked = still_asked;
+        self.ask_fold_at = 2 * self.asked.len();
         self.settled_until = Some(w);
         #[cfg(test)]
         {
@@ -196,9 +209,12 @@ impl Intervals {
         let queued = HeldIndex::new(&queued);
         let peak = self.settled_peak.max(held.peak());
         let settled_until = self.settled_until;
-        let at = move |t: Timestamp| match self.answers.get(&t) {
-            Some(&a) if settled_until.is_some_and(|s| t < s) => a,
-            _ => AtTime { held: held.at(t), queued: queued.at(t) },
+        let at = move |t: Timestamp| {
+            if settled_until.is_some_and(|s| t < s) {
+                self.answers.get(&t).copied().unwrap_or_default()
+            } else {
+                AtTime { held: held.at(t), queued: queued.at(t) }
+            }
         };
         (peak, at)
     }
@@ -251,7 +267,7 @@ mod tests {
             for (n, &i) in order.iter().enumerate() {
                 let (_, at, h, q) = flows[i];
                 if let Some(q) = q {
-                    folded.ask(q);
+                    folded.ask(q, None);
                 }
                 reported[i] = true;
                 // The engine's watermark: the oldest stream not reported yet

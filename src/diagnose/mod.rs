@@ -531,6 +531,19 @@ pub struct FactStore {
     watermark: Option<Timestamp>,
 }
 
+/// The time the verdicts ask about for a flow kept in full: a SYN
+/// timeout's SYN ("was any connection held then?"), a dropped handshake's
+/// ACK ("how many were queued then?").
+fn question_of(x: &FlowFacts) -> Option<Timestamp> {
+    if label_is(x, Label::SynTimeout) {
+        x.syn.map(|s| s.ts)
+    } else if label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x) {
+        x.hs_ack
+    } else {
+        None
+    }
+}
+
 fn keep_smallest<V>(m: &mut BTreeMap<u32, V>, k: u32, v: V) {
     m.insert(k, v);
     if m.len() > EVIDENCE_MAX {
@@ -550,25 +563,34 @@ impl FactStore {
     /// settled and forgotten (see `intervals.rs`). The answers are the
     /// same; only memory changes.
     pub fn set_watermark(&mut self, w: Timestamp) {
+        if self.watermark.is_none() {
+            // Questions are kept only once folding can happen (until then
+            // they are answered at the end from the intervals, which are all
+            // there): those of the flows so far, now.
+            for x in &self.full {
+                if let Some(t) = question_of(x) {
+                    self.intervals.entry(x.server).or_default().ask(t, None);
+                }
+            }
+            for (server, r) in &self.reduced {
+                for &(t, ..) in &r.timeouts {
+                    self.intervals.entry(*server).or_default().ask(t, None);
+                }
+            }
+        }
         self.watermark = Some(self.watermark.map_or(w, |m| m.max(w)));
     }
 
-    /// The interval and the questions of a flow kept in full.
+    /// The interval and the question of a flow kept in full.
     fn note_full(&mut self, x: &FlowFacts) {
-        let asks = if label_is(x, Label::SynTimeout) {
-            x.syn.map(|s| s.ts)
-        } else if label_is(x, Label::ClientThinksConnected) || is_overflow_reset(x) {
-            x.hs_ack
-        } else {
-            None
-        };
+        let asks = question_of(x).filter(|_| self.watermark.is_some());
         let established = label_is(x, Label::Established) && x.hs_ack.is_some();
         if asks.is_none() && !established {
             return;
         }
         let iv = self.intervals.entry(x.server).or_default();
         if let Some(t) = asks {
-            iv.ask(t);
+            iv.ask(t, self.watermark);
         }
         if established {
             iv.push(PlainHeld::new(x), self.watermark);
@@ -613,7 +635,9 @@ impl FactStore {
             Kind::Timeout => {
                 if r.timeouts.len() < TIMEOUTS_MAX {
                     r.timeouts.push((syn.ts, x.stream, syn.frame.get()));
-                    self.intervals.entry(x.server).or_default().ask(syn.ts);
+                    if self.watermark.is_some() {
+                        self.intervals.entry(x.server).or_default().ask(syn.ts, self.watermark);
+                    }
                 } else {
                     r.timeouts_uncompared += 1;
                 }

@@ -281,10 +281,10 @@ pub struct Engine {
     /// (stream, slot) in creation order, when `!open_due`; entries of
     /// finished streams are dropped lazily.
     created: std::collections::VecDeque<(StreamId, Slot)>,
-    /// (stream, slot, first timestamp) of held streams in creation order,
-    /// for [`Engine::watermark`]; entries of finished streams are dropped
-    /// lazily.
-    oldest: std::collections::VecDeque<(StreamId, Slot, Timestamp)>,
+    /// (stream, slot) of held streams in creation order, for
+    /// [`Engine::watermark`] (8 bytes a held stream); entries of finished
+    /// streams are dropped lazily.
+    oldest: std::collections::VecDeque<(StreamId, Slot)>,
     /// A frame's timestamp was earlier than one before it.
     went_back: bool,
     ready: Vec<Finished>,
@@ -350,9 +350,11 @@ impl Engine {
         if self.went_back {
             return None;
         }
-        while let Some(&(id, slot, first)) = self.oldest.front() {
-            if self.live(id, slot).is_some() {
-                return Some(first);
+        while let Some(&(id, slot)) = self.oldest.front() {
+            if let Some(held) = self.live(id, slot) {
+                // A stream claimed without a frame (SOCKS) has none before
+                // its creation.
+                return Some(held.state.record.first.map_or(held.summary.last_ts, |a| a.ts));
             }
             self.oldest.pop_front();
         }
@@ -360,15 +362,15 @@ impl Engine {
     }
 
     /// Note a new stream for [`Engine::watermark`].
-    fn note_created(&mut self, stream: StreamId, slot: Slot, first: Timestamp) {
+    fn note_created(&mut self, stream: StreamId, slot: Slot) {
         // Drop the entries of finished streams once they are half the
         // queue (a stream held for the whole capture keeps every later one
         // behind it otherwise).
         if self.oldest.len() >= 2 * self.streams.len() + 1024 {
             let streams = &self.streams;
-            self.oldest.retain(|&(id, slot, _)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
+            self.oldest.retain(|&(id, slot)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
         }
-        self.oldest.push_back((stream, slot, first));
+        self.oldest.push_back((stream, slot));
     }
 
     /// Streams held now.
@@ -568,7 +570,7 @@ impl Engine {
             debug_assert_eq!(slot, placed.slot);
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
             self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
-            self.note_created(placed.stream, slot, at.ts);
+            self.note_created(placed.stream, slot);
         }
         let streams = &mut self.streams;
         let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
@@ -643,7 +645,7 @@ impl Engine {
             if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
                 let slot = self.streams.insert(Held::new(id, a, b, at.ts, &mut self.spare));
                 self.due.push(Reverse((at.ts, id, slot)));
-                self.note_created(id, slot, at.ts);
+                self.note_created(id, slot);
             }
         }
         if placed.created {
