@@ -20,7 +20,7 @@ use super::{PackedHeld, PlainHeld};
 use crate::time::Timestamp;
 
 /// Intervals pending before a fold is worth it, at least.
-const FOLD_EVERY: usize = 256;
+const FOLD_EVERY: usize = 4096;
 
 /// Stands for "held until the end of the capture" (not known yet).
 const OPEN_END: Timestamp = Timestamp(i64::MAX);
@@ -158,7 +158,7 @@ impl Intervals {
                 still_asked.push(t);
             }
         }
-        events.sort_unstable_by_key(|&(t, kind, ..)| (t, kind));
+        events.sort_by_key(|&(t, kind, ..)| (t, kind));
         for (t, kind, held, queued) in events {
             match kind {
                 START => {
