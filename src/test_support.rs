@@ -16,6 +16,18 @@ pub const SA: u16 = TcpFlags::SYN | TcpFlags::ACK;
 pub const FIN: u16 = TcpFlags::FIN;
 pub const RST: u16 = TcpFlags::RST;
 
+/// A deterministic xorshift64 generator (tests need reproducible
+/// randomness and no dependency for it). `seed` must not be 0.
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// A bare segment from `from` to `to` (no flags, no payload, sequence 0).
 pub fn segment_between(from: Endpoint, to: Endpoint) -> Segment {
     Segment {

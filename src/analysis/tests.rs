@@ -215,13 +215,7 @@ fn unacked_ends_match_a_plain_queue() {
     use super::Unacked;
     use super::seq::gt;
     use std::collections::VecDeque;
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = crate::test_support::xorshift(0x2545_f491_4f6c_dd1d);
     let mut spilled = 0;
     for round in 0..2000 {
         let mut list = Unacked::default();
@@ -231,7 +225,7 @@ fn unacked_ends_match_a_plain_queue() {
         for _ in 0..60 {
             let r = next();
             let v = base.wrapping_add((r >> 8) as u32 % 40);
-            if r % 3 != 0 {
+            if !r.is_multiple_of(3) {
                 if plain.is_empty() {
                     increasing = true;
                 } else if plain.back().is_some_and(|&b| !gt(v, b)) {

@@ -125,13 +125,8 @@ mod tests {
     #[test]
     fn the_index_peak_agrees_with_the_sweep() {
         // Small times, so that many starts and ends coincide.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % m) as i64
-        };
+        let mut rng = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = |m: u64| (rng() % m) as i64;
         for n in [0, 1, 2, 5, 50, 500] {
             let held: Vec<Held> = (0..n)
                 .map(|_| {

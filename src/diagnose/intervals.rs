@@ -231,13 +231,8 @@ mod tests {
     /// some are released only at the end of the capture, or never served.
     #[test]
     fn folding_gives_the_answers_of_the_whole_set() {
-        let mut x: u64 = 0x853c_49e6_748f_ea9b;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % m) as i64
-        };
+        let mut rng = crate::test_support::xorshift(0x853c_49e6_748f_ea9b);
+        let mut next = |m: u64| (rng() % m) as i64;
         for round in 0..40 {
             // (start, report time, interval, question)
             let mut flows = Vec::new();

@@ -234,13 +234,7 @@ fn timeouts_beyond_the_kept_ones_are_counted_and_noted() {
 fn packed_held_intervals_come_back_exactly() {
     use super::{PackedHeld, PlainHeld};
     let never = PlainHeld::NEVER;
-    let mut rng = 0x1234_5678_9abc_def0u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = crate::test_support::xorshift(0x1234_5678_9abc_def0);
     let mut all = vec![
         PlainHeld { hs_ack: Timestamp(0), released: never, served: never },
         PlainHeld { hs_ack: Timestamp(i64::MIN), released: Timestamp(i64::MAX - 1), served: Timestamp(i64::MIN) },
@@ -299,13 +293,7 @@ fn packed_held_intervals_come_back_exactly() {
 #[test]
 fn distinct_addresses_are_counted_once() {
     use crate::decode::Addr;
-    let mut rng = 0x0123_4567_89ab_cdefu64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = crate::test_support::xorshift(0x0123_4567_89ab_cdef);
     for scattered in [false, true] {
         let mut set = super::Distinct::default();
         let mut plain = std::collections::HashSet::new();

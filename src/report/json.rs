@@ -278,13 +278,7 @@ mod tests {
     /// Counters, zero or not, in any mix, are written as serde writes them.
     #[test]
     fn counters_are_what_serde_writes() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_support::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut cases = vec![
             crate::analysis::FlagCounts::default(),
             crate::analysis::FlagCounts([u32::MAX; crate::analysis::AnalysisFlags::COUNT]),

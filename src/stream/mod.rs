@@ -643,23 +643,12 @@ mod tests {
     /// once expired: a frame after that starts a new stream.
     #[test]
     fn the_table_forgets_expired_closed_streams() {
-        use crate::decode::{Origin, Segment, TcpFlags};
+        use crate::decode::{Segment, TcpFlags};
         let (a, b) = (v4(1, 1000), v4(2, 80));
         let seg = |ack_only: bool| Segment {
-            src: a.addr,
-            dst: b.addr,
-            sport: a.port,
-            dport: b.port,
             seq: 5,
-            ack: 0,
             flags: TcpFlags(if ack_only { TcpFlags::ACK } else { TcpFlags::SYN }),
-            window: 0,
-            header_len: 20,
-            payload_len: Some(0),
-            payload_offset: None,
-            wscale: None,
-            options_complete: true,
-            origin: Origin::Direct,
+            ..crate::test_support::segment_between(a, b)
         };
         let mut t = StreamTable::new();
         let p = t.place(&seg(false), 0, |_, _| None);
