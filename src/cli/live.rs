@@ -111,8 +111,11 @@ pub fn run_live(args: Args) -> u8 {
             Next::Ended => break,
         }
         if engine.has_finished() {
+            // The diagnosis can settle what comes before it (see
+            // `Engine::watermark`): a long capture's memory stays flat.
+            let watermark = engine.watermark();
             let done = engine.take_finished();
-            if let Err(e) = report.finished(done).and_then(|_| report.flush()) {
+            if let Err(e) = report.finished(done, watermark).and_then(|_| report.flush()) {
                 cap.request_stop();
                 cap.join();
                 return write_outcome(e, EXIT_OK);
@@ -159,7 +162,7 @@ pub fn run_live(args: Args) -> u8 {
         truncated: false,
         error: cap.error(),
     }];
-    match report.finished(rest).and_then(|_| report.end(inputs, &stats, Some(LiveExtras { capture, kernel }))) {
+    match report.finished(rest, None).and_then(|_| report.end(inputs, &stats, Some(LiveExtras { capture, kernel }))) {
         Ok(()) => code,
         Err(e) => write_outcome(e, code),
     }

@@ -158,9 +158,10 @@ impl<W: io::Write> Reporting<W> {
         }
     }
 
-    /// Hand over finished streams.
-    pub fn finished(&mut self, done: Vec<Finished>) -> io::Result<()> {
-        let digest = self.digester().digest(done);
+    /// Hand over finished streams: all those finished so far, and the
+    /// engine's [`Engine::watermark`] taken with them (`None` at the end).
+    pub fn finished(&mut self, done: Vec<Finished>, watermark: Option<flowclass::time::Timestamp>) -> io::Result<()> {
+        let digest = Digest { watermark, ..self.digester().digest(done) };
         self.absorb(digest).map(drop)
     }
 

@@ -75,6 +75,11 @@ pub struct Config {
     /// (live capture, where a flow should be reported as soon as its label
     /// is final). Off for files: there an exact count beats early output.
     pub finish_stalled_handshakes: bool,
+    /// How far a frame's timestamp may fall behind the latest one before
+    /// [`Engine::watermark`] gives up (and how far the watermark stays
+    /// behind): captures from several queues or CPUs are slightly out of
+    /// order, and live frames wait in the capture buffer.
+    pub watermark_slack: Duration,
 }
 
 impl Config {
@@ -89,6 +94,7 @@ impl Config {
             orderly_close_linger: ORDERLY_CLOSE_LINGER,
             idle_timeout: Duration::from_secs(300),
             finish_stalled_handshakes: true,
+            watermark_slack: Duration::from_secs(10),
             ..Config::default()
         }
     }
@@ -116,6 +122,7 @@ impl Default for Config {
             max_flows: 1_000_000,
             max_tombstones: 1_000_000,
             finish_stalled_handshakes: false,
+            watermark_slack: Duration::from_secs(1),
         }
     }
 }
@@ -278,14 +285,13 @@ pub struct Engine {
     /// closes, and [`Engine::created`] gives the order in which open
     /// streams are finished early when too many are held.
     open_due: bool,
-    /// (stream, slot) in creation order, when `!open_due`; entries of
-    /// finished streams are dropped lazily.
+    /// (stream, slot) in creation order (8 bytes a held stream): the
+    /// oldest open streams when too many are held (`!open_due`), and
+    /// [`Engine::watermark`]. Entries of finished streams are dropped
+    /// lazily.
     created: std::collections::VecDeque<(StreamId, Slot)>,
-    /// (stream, slot) of held streams in creation order, for
-    /// [`Engine::watermark`] (8 bytes a held stream); entries of finished
-    /// streams are dropped lazily.
-    oldest: std::collections::VecDeque<(StreamId, Slot)>,
-    /// A frame's timestamp was earlier than one before it.
+    /// A frame's timestamp was more than `watermark_slack` earlier than one
+    /// before it.
     went_back: bool,
     ready: Vec<Finished>,
     /// Boxes of reported streams, for new streams' state.
@@ -317,7 +323,6 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
             created: std::collections::VecDeque::new(),
-            oldest: std::collections::VecDeque::new(),
             went_back: false,
             ready: Vec::new(),
             spare: Vec::new(),
@@ -330,7 +335,6 @@ impl Engine {
     fn schedule_new(&mut self, stream: StreamId, slot: Slot, due: Timestamp) {
         if self.open_due {
             self.due.push(Reverse((due, stream, slot)));
-            return;
         }
         // Drop the entries of finished streams once they are half the
         // queue, so that it follows the streams held.
@@ -341,36 +345,32 @@ impl Engine {
         self.created.push_back((stream, slot));
     }
 
-    /// A time before which no stream finished from now on has a frame:
-    /// the first timestamp of the oldest stream held (streams are created
-    /// in frame order), or the capture clock when none is held. `None`
-    /// once a frame's timestamp went back in the capture: then streams
-    /// created later can have earlier frames.
+    /// A time before which no stream finished from now on has a frame, or
+    /// `None` (no frame yet, or one came more than `watermark_slack` before
+    /// the latest: then nothing bounds the frames still to come).
+    ///
+    /// While frames never fall more than the slack S behind the latest
+    /// time L seen before them, every frame still to come is at or after
+    /// L - S. A stream held now has no frame before its first timestamp
+    /// minus S, and streams are created in frame order, so the oldest held
+    /// stream's first timestamp F bounds every held stream's. Hence
+    /// min(F, L) - S.
     pub fn watermark(&mut self) -> Option<Timestamp> {
+        let latest = self.stats.last_ts?;
         if self.went_back {
             return None;
         }
-        while let Some(&(id, slot)) = self.oldest.front() {
+        let mut first = latest;
+        while let Some(&(id, slot)) = self.created.front() {
             if let Some(held) = self.live(id, slot) {
                 // A stream claimed without a frame (SOCKS) has none before
                 // its creation.
-                return Some(held.state.record.first.map_or(held.summary.last_ts, |a| a.ts));
+                first = held.state.record.first.map_or(held.summary.last_ts, |a| a.ts);
+                break;
             }
-            self.oldest.pop_front();
+            self.created.pop_front();
         }
-        Some(self.clock)
-    }
-
-    /// Note a new stream for [`Engine::watermark`].
-    fn note_created(&mut self, stream: StreamId, slot: Slot) {
-        // Drop the entries of finished streams once they are half the
-        // queue (a stream held for the whole capture keeps every later one
-        // behind it otherwise).
-        if self.oldest.len() >= 2 * self.streams.len() + 1024 {
-            let streams = &self.streams;
-            self.oldest.retain(|&(id, slot)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
-        }
-        self.oldest.push_back((stream, slot));
+        Some(Timestamp(first.min(latest).0.saturating_sub(ns(self.config.watermark_slack))))
     }
 
     /// Streams held now.
@@ -387,7 +387,8 @@ impl Engine {
     /// decoded to nothing still counts for "when the capture ended").
     pub fn note_time(&mut self, ts: Timestamp) {
         let stats = &mut self.stats;
-        self.went_back |= stats.last_ts.is_some_and(|last| ts < last);
+        let slack = ns(self.config.watermark_slack);
+        self.went_back |= stats.last_ts.is_some_and(|last| ts.0 < last.0.saturating_sub(slack));
         stats.first_ts = Some(stats.first_ts.map_or(ts, |t| t.min(ts)));
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
         self.advance(ts);
@@ -570,7 +571,6 @@ impl Engine {
             debug_assert_eq!(slot, placed.slot);
             self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
             self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
-            self.note_created(placed.stream, slot);
         }
         let streams = &mut self.streams;
         let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
@@ -645,7 +645,6 @@ impl Engine {
             if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
                 let slot = self.streams.insert(Held::new(id, a, b, at.ts, &mut self.spare));
                 self.due.push(Reverse((at.ts, id, slot)));
-                self.note_created(id, slot);
             }
         }
         if placed.created {
@@ -839,14 +838,15 @@ mod tests {
     }
 
     /// The watermark is the first timestamp of the oldest stream still
-    /// held, the clock once none is, and gone for good once a frame's
-    /// timestamp goes back.
+    /// held, or the latest frame's once none is, less the slack (1 s for
+    /// files); gone for good once a frame comes more than the slack
+    /// earlier than the latest.
     #[test]
     fn the_watermark_follows_the_oldest_stream_held() {
         use crate::time::Timestamp;
-        let ms = |t: f64| Timestamp((t * 1e6) as i64);
+        let ms = |t: f64| Timestamp(((t - 1_000.0) * 1e6) as i64);
         let mut l = Ladder::new();
-        assert_eq!(l.engine.watermark(), Some(Timestamp(i64::MIN)), "nothing seen yet");
+        assert_eq!(l.engine.watermark(), None, "nothing seen yet");
         long_connection(&mut l, 2000, 10.0, 50.0);
         long_connection(&mut l, 2001, 100.0, 50.0);
         assert_eq!(l.engine.watermark(), Some(ms(10.0)));
@@ -857,10 +857,13 @@ mod tests {
         l.other_frame(3_000.0);
         assert_eq!(l.engine.live_streams(), 0);
         assert_eq!(l.engine.watermark(), Some(ms(3_000.0)));
-        // A frame from the past.
-        l.other_frame(2_999.0);
+        // A frame from up to the slack in the past is tolerated; earlier
+        // than that, not.
+        l.other_frame(2_000.0);
+        assert_eq!(l.engine.watermark(), Some(ms(3_000.0)));
+        l.other_frame(1_999.0);
         assert_eq!(l.engine.watermark(), None);
-        l.other_frame(2_000_000.0);
+        l.other_frame(5_000.0);
         assert_eq!(l.engine.watermark(), None);
     }
 
