@@ -293,6 +293,8 @@ pub struct Engine {
     /// A frame's timestamp was more than `watermark_slack` earlier than one
     /// before it.
     went_back: bool,
+    /// `watermark_slack` in nanoseconds (checked on every frame).
+    slack_ns: i64,
     ready: Vec<Finished>,
     /// Boxes of reported streams, for new streams' state.
     #[allow(clippy::vec_box)]
@@ -324,6 +326,7 @@ impl Engine {
             open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
             created: std::collections::VecDeque::new(),
             went_back: false,
+            slack_ns: ns(config.watermark_slack),
             ready: Vec::new(),
             spare: Vec::new(),
             stats: FrameStats::default(),
@@ -370,7 +373,7 @@ impl Engine {
             }
             self.created.pop_front();
         }
-        Some(Timestamp(first.min(latest).0.saturating_sub(ns(self.config.watermark_slack))))
+        Some(Timestamp(first.min(latest).0.saturating_sub(self.slack_ns)))
     }
 
     /// Streams held now.
@@ -387,8 +390,7 @@ impl Engine {
     /// decoded to nothing still counts for "when the capture ended").
     pub fn note_time(&mut self, ts: Timestamp) {
         let stats = &mut self.stats;
-        let slack = ns(self.config.watermark_slack);
-        self.went_back |= stats.last_ts.is_some_and(|last| ts.0 < last.0.saturating_sub(slack));
+        self.went_back |= stats.last_ts.is_some_and(|last| ts.0 < last.0.saturating_sub(self.slack_ns));
         stats.first_ts = Some(stats.first_ts.map_or(ts, |t| t.min(ts)));
         stats.last_ts = Some(stats.last_ts.map_or(ts, |t| t.max(ts)));
         self.advance(ts);
