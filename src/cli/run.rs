@@ -67,8 +67,9 @@ pub struct Digest {
 }
 
 impl Digester {
-    /// Digest `done`; the streams come back in [`Digest`]'s `spent`.
-    pub fn digest(&self, mut done: Vec<Finished>) -> Digest {
+    /// Digest `done`, taken with the engine's `watermark` (see
+    /// [`Digest`]); the streams come back in [`Digest`]'s `spent`.
+    pub fn digest(&self, mut done: Vec<Finished>, watermark: Option<flowclass::time::Timestamp>) -> Digest {
         use flowclass::classify::Label as L;
         let mut d = Digest {
             streams: done.len() as u64,
@@ -78,7 +79,7 @@ impl Digester {
             rendered: Vec::new(),
             bytes: Vec::new(),
             spent: Vec::new(),
-            watermark: None,
+            watermark,
         };
         if self.format != OutFormat::Table {
             d.bytes = self.spare.lock().map(|mut s| s.pop()).unwrap_or_default().unwrap_or_default();
@@ -161,7 +162,7 @@ impl<W: io::Write> Reporting<W> {
     /// Hand over finished streams: all those finished so far, and the
     /// engine's [`Engine::watermark`] taken with them (`None` at the end).
     pub fn finished(&mut self, done: Vec<Finished>, watermark: Option<flowclass::time::Timestamp>) -> io::Result<()> {
-        let digest = Digest { watermark, ..self.digester().digest(done) };
+        let digest = self.digester().digest(done, watermark);
         self.absorb(digest).map(drop)
     }
 
@@ -285,7 +286,7 @@ fn read_all<W: io::Write>(
             .name("flowclass-digest".into())
             .spawn_scoped(s, move || {
                 for (done, watermark) in done_rx {
-                    let digest = Digest { watermark, ..digester.digest(done) };
+                    let digest = digester.digest(done, watermark);
                     if digest_tx.send(digest).is_err() {
                         return;
                     }
@@ -319,7 +320,7 @@ fn read_all<W: io::Write>(
                     }
                     let _ = done_tx.send((done, watermark));
                 } else {
-                    let digest = Digest { watermark, ..digester.digest(done) };
+                    let digest = digester.digest(done, watermark);
                     let spent = absorb(report, digest, write_error);
                     engine.recycle(spent);
                 }
@@ -388,7 +389,7 @@ pub fn run(args: Args) -> u8 {
     let digester = report.digester();
     let stats = engine.finish_in_chunks(
         FINISH_CHUNK,
-        |done| digester.digest(done),
+        |done| digester.digest(done, None),
         |digest| {
             if write_error.is_none()
                 && let Err(e) = report.absorb(digest)
