@@ -17,7 +17,12 @@
 //! Quiet times are measured on the capture clock, so offline results do
 //! not depend on the machine. A finished stream leaves a tombstone in the
 //! stream table so that stragglers keep Wireshark's numbering.
+//!
+//! A stream that has sent one segment is held as that segment (a seed,
+//! see `engine/held.rs`), not as a state five times its size: the streams of a
+//! SYN flood or a scan never send a second one.
 
+mod held;
 pub mod pipeline;
 mod slots;
 
@@ -25,14 +30,15 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
+use crate::analysis::AnalysisFlags;
 use crate::classify::{self, Verdict};
-use crate::decode::{Decoded, Decoder, Origin, Segment, SkipReason, TcpFlags};
+use crate::decode::{Decoded, Decoder, Segment, SkipReason};
 use crate::record::{At, StreamRecord};
 use crate::source::Frame;
-use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId, StreamTable};
+use crate::stream::{Endpoint, Placement, SOCKS_PORT, StreamId, StreamTable};
 use crate::time::Timestamp;
-use slots::{Slot, Slots};
+use held::{Held, HeldStreams, Owned, Seed, Spare, StreamState};
+use slots::Slot;
 
 /// Counters about the frames themselves.
 #[derive(Clone, Debug, Default)]
@@ -141,80 +147,6 @@ pub const FILE_CLOSE_LINGER: Duration = Duration::from_secs(120);
 /// capture of short connections.
 pub const ORDERLY_CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// One stream's live state.
-struct StreamState {
-    analysis: StreamAnalysis,
-    record: StreamRecord,
-    /// SOCKS handshake tracking, only for streams on the SOCKS port.
-    socks: Option<SocksState>,
-    /// Time of the latest frame in either direction.
-    last_ts: Timestamp,
-    /// Per direction: time of its latest frame and the gap before it. The
-    /// two ends retransmit on their own timers (a server's SYN-ACK
-    /// retries, a client's data retries), so each is judged alone.
-    side_last: [Option<Timestamp>; 2],
-    side_gap_ns: [i64; 2],
-}
-
-impl StreamState {
-    fn new(stream: u32, a: Endpoint, b: Endpoint, now: Timestamp) -> Self {
-        StreamState {
-            analysis: StreamAnalysis::default(),
-            record: StreamRecord::new(stream, [a, b]),
-            socks: (a.port == SOCKS_PORT || b.port == SOCKS_PORT).then(SocksState::default),
-            last_ts: now,
-            side_last: [None; 2],
-            side_gap_ns: [0; 2],
-        }
-    }
-
-    fn touch(&mut self, dir: usize, now: Timestamp) {
-        self.last_ts = self.last_ts.max(now);
-        match self.side_last[dir] {
-            Some(prev) if now > prev => {
-                self.side_gap_ns[dir] = now.0 - prev.0;
-                self.side_last[dir] = Some(now);
-            }
-            Some(_) => {}
-            None => self.side_last[dir] = Some(now),
-        }
-    }
-}
-
-/// What the due-time check needs of a stream, kept beside its boxed state:
-/// the check runs long after the stream's last packet, when its state has
-/// left the cache (and the reader thread keeps the cache busy), so it
-/// should not have to fetch the state.
-#[derive(Clone, Copy)]
-struct Summary {
-    stream: StreamId,
-    closed: bool,
-    last_ts: Timestamp,
-}
-
-/// A held stream. The state is boxed: it is large, and growing the slot
-/// vector should not move it.
-struct Held {
-    summary: Summary,
-    state: Box<StreamState>,
-}
-
-impl Held {
-    /// A new stream, its state in a `spare` box if there is one.
-    // The spare boxes are reused as they are (the point of keeping them).
-    #[allow(clippy::vec_box)]
-    fn new(stream: StreamId, a: Endpoint, b: Endpoint, now: Timestamp, spare: &mut Vec<Box<StreamState>>) -> Self {
-        let state = match spare.pop() {
-            Some(mut boxed) => {
-                *boxed = StreamState::new(stream, a, b, now);
-                boxed
-            }
-            None => Box::new(StreamState::new(stream, a, b, now)),
-        };
-        Held { summary: Summary { stream, closed: false, last_ts: now }, state }
-    }
-}
-
 /// Boxes of finished streams kept for new ones, at most (see
 /// [`Engine::recycle`]).
 const MAX_SPARE_STATES: usize = 1024;
@@ -273,7 +205,7 @@ pub struct Engine {
     decoder: Decoder,
     table: StreamTable,
     /// Live streams, in the slot the stream table keeps for each.
-    streams: Slots<Held>,
+    streams: HeldStreams,
     /// (due time, stream, slot): when to look at a stream again. A stream
     /// has one entry at a time; packets never touch the heap (the due time
     /// is re-checked, and pushed later, when the entry comes up).
@@ -297,8 +229,13 @@ pub struct Engine {
     slack_ns: i64,
     ready: Vec<Finished>,
     /// Boxes of reported streams, for new streams' state.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<StreamState>>,
+    spare: Spare,
+    /// Where a new stream's first segment is applied (see
+    /// [`Engine::start_stream`]).
+    scratch: Box<StreamState>,
+    /// The seeded stream whose state the scratch state is (the last one
+    /// created, if it was seeded).
+    scratch_holds: Option<StreamId>,
     stats: FrameStats,
 }
 
@@ -320,7 +257,7 @@ impl Engine {
             config,
             decoder: Decoder::new(),
             table: StreamTable::with_tombstones(config.max_tombstones),
-            streams: Slots::default(),
+            streams: HeldStreams::default(),
             due: BinaryHeap::new(),
             clock: Timestamp(i64::MIN),
             open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
@@ -329,6 +266,8 @@ impl Engine {
             slack_ns: ns(config.watermark_slack),
             ready: Vec::new(),
             spare: Vec::new(),
+            scratch: Box::new(StreamState::blank()),
+            scratch_holds: None,
             stats: FrameStats::default(),
         }
     }
@@ -368,7 +307,7 @@ impl Engine {
             if let Some(held) = self.live(id, slot) {
                 // A stream claimed without a frame (SOCKS) has none before
                 // its creation.
-                first = held.state.record.first.map_or(held.summary.last_ts, |a| a.ts);
+                first = self.streams.first_ts(held).unwrap_or(held.summary.last_ts);
                 break;
             }
             self.created.pop_front();
@@ -436,13 +375,19 @@ impl Engine {
         let after = |t: Timestamp, quiet: i64| Timestamp(t.0.saturating_add(quiet));
         let sum = held.summary;
         if sum.closed {
-            return after(sum.last_ts, ns(self.linger_of(&held.state)));
+            return after(sum.last_ts, ns(self.streams.with_state(held, |st| self.linger_of(st))));
         }
         let idle = ns(self.config.idle_timeout);
         if !self.config.finish_stalled_handshakes {
             return after(sum.last_ts, idle);
         }
-        let st = &*held.state;
+        self.streams.with_state(held, |st| self.handshake_due(st, idle))
+    }
+
+    /// When a stream still in its handshake (or not, see below) may be
+    /// finished if nothing else arrives, live.
+    fn handshake_due(&self, st: &StreamState, idle: i64) -> Timestamp {
+        let after = |t: Timestamp, quiet: i64| Timestamp(t.0.saturating_add(quiet));
         if st.record.server_committed() {
             return after(st.last_ts, idle);
         }
@@ -471,7 +416,7 @@ impl Engine {
 
     /// Classify the stream in `slot`, hand it out, and leave a tombstone.
     fn finish_stream(&mut self, slot: Slot) {
-        let Some(Held { state, .. }) = self.streams.remove(slot) else { return };
+        let Some(state) = self.streams.remove(slot, &mut self.spare) else { return };
         let st = &*state;
         let base_seq = [st.analysis.sides[0].base_seq(), st.analysis.sides[1].base_seq()];
         let expires = st.record.is_closed_by_fins();
@@ -560,99 +505,98 @@ impl Engine {
         self.note_time(at.ts);
         self.stats.tcp_frames += 1;
         let streams = &mut self.streams;
-        let placed = self.table.place(&seg, streams.next_slot(), |slot, dir| {
-            streams.get(slot).and_then(|h| h.state.analysis.sides[dir].base_seq())
-        });
+        let placed = self.table.place(&seg, streams.next_slot(), |slot, dir| streams.base_seq(slot, dir));
         if placed.late {
             self.stats.late_frames += 1;
             return (placed.stream, AnalysisFlags::default());
         }
         let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
-        if placed.created {
-            let slot = streams.insert(Held::new(placed.stream, src, dst, at.ts, &mut self.spare));
-            debug_assert_eq!(slot, placed.slot);
-            self.stats.peak_streams = self.stats.peak_streams.max(streams.len() as u64);
-            self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
-        }
-        let streams = &mut self.streams;
-        let Some(Held { summary, state }) = streams.get_mut(placed.slot) else {
-            debug_assert!(false, "stream table and state out of step");
-            return (placed.stream, AnalysisFlags::default());
-        };
-        let st = &mut **state;
-        st.record.selected |= selected;
-        let dir = placed.dir;
-        st.touch(dir, at.ts);
-        summary.last_ts = st.last_ts;
-        let kind = match seg.origin {
-            Origin::IcmpQuote(kind) => {
-                // Quoted headers get a stream but no analysis (reference §1.6).
-                st.record.on_icmp_quote(dir, &seg, kind, at);
+        // The state the segment updates: a new stream's is the scratch
+        // state (see `Engine::keep_new_stream`); a stream held as a seed
+        // gets its state first.
+        let (summary, st) = if placed.created {
+            *self.scratch = StreamState::new(placed.stream, src, dst, at.ts);
+            (None, &mut *self.scratch)
+        } else {
+            // A seed's state is the scratch state if no stream was created
+            // since its first segment (usual when the SYN-ACK follows the
+            // SYN closely).
+            let scratch = (self.scratch_holds == Some(placed.stream)).then_some(&mut self.scratch);
+            let Some((summary, st)) = self.streams.for_segment(placed.slot, scratch, &mut self.spare) else {
+                debug_assert!(false, "stream table and state out of step");
                 return (placed.stream, AnalysisFlags::default());
-            }
-            Origin::Direct => kind_of(&seg),
-        };
-        let mut flags = AnalysisFlags::default();
-        if placed.reused {
-            flags.set(AnalysisFlags::REUSED_PORTS);
-        }
-        let side = &mut st.analysis.sides[dir];
-        match (kind, side.base_seq()) {
-            // A SYN-ACK with a new ISN stays in the stream but re-bases the
-            // sender (reference §1.4.2).
-            (SegKind::SynAck, Some(base)) if base != seg.seq => {
-                side.set_base_seq(seg.seq);
-                flags.set(AnalysisFlags::REUSED_PORTS);
-            }
-            // A pure SYN repeating the ISN: a retransmission; restore the
-            // sender's next sequence number so the capture missing a RST or
-            // FIN does not cause extra warnings (reference §1.4.1, issue 17616).
-            (SegKind::Syn, Some(base)) if base == seg.seq => side.nextseq = side.maxseqtobeacked,
-            _ => {}
-        }
-        let len = seg.payload_len;
-        if let Some(len) = len {
-            st.analysis.init_base_seq(dir, &seg);
-            let f = st.analysis.on_segment(dir, &seg, len, at.ts);
-            flags.set(f.0);
-            if seg.flags.any(TcpFlags::SYN) && seg.options_complete {
-                st.analysis.on_syn_options(dir, &seg);
-            }
-            st.analysis.after_segment(dir, &seg);
-        }
-        // tshark prints the analysis only when the whole header, options
-        // included, was captured (reference §2.4), though state was updated.
-        let printed = if seg.options_complete { expand_for_output(flags) } else { AnalysisFlags::default() };
-        st.record.on_segment(dir, &seg, len.unwrap_or(0), printed, at);
-        if !summary.closed && st.record.is_closed() {
-            summary.closed = true;
-            // A heap entry at the earliest it can be due (its final ACK may
-            // still come, which makes the close orderly). For files it is
-            // the stream's first; live, the stream's periodic entry may be
-            // up to `RECHECK_NS` away, too late for an orderly close.
-            let linger = self.config.orderly_close_linger.min(self.config.close_linger);
-            let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)).saturating_add(FINAL_ACK_NS));
-            self.due.push(Reverse((due, placed.stream, placed.slot)));
-        }
-        if let Some(socks) = st.socks.as_mut()
-            && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
-        {
-            // The proxied payload's dissector looks up the conversation of
-            // the rewritten endpoints, which may take an index (SocksState).
-            let (a, b) = if dst.port == SOCKS_PORT {
-                (src, Endpoint { port: remote, ..dst })
-            } else {
-                (Endpoint { port: remote, ..src }, dst)
             };
-            if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
-                let slot = self.streams.insert(Held::new(id, a, b, at.ts, &mut self.spare));
-                self.due.push(Reverse((at.ts, id, slot)));
+            (Some(summary), st)
+        };
+        let printed = st.on_segment(placed.dir, &seg, at, selected, placed.reused);
+        let full = match summary {
+            Some(summary) => {
+                summary.last_ts = st.last_ts;
+                Some((summary, st))
+            }
+            None => {
+                self.keep_new_stream(&placed, &seg, at, selected);
+                // Only a stream held in full can have closed or be on the
+                // SOCKS port (see `Seed::of`).
+                match self.streams.parts_mut(placed.slot) {
+                    Some((summary, Some(st))) => Some((summary, st)),
+                    _ => None,
+                }
+            }
+        };
+        // A header quoted in an ICMP error changes nothing more.
+        let Some(printed) = printed else { return (placed.stream, AnalysisFlags::default()) };
+        if let Some((summary, st)) = full {
+            if !summary.closed && st.record.is_closed() {
+                summary.closed = true;
+                // A heap entry at the earliest it can be due (its final ACK may
+                // still come, which makes the close orderly). For files it is
+                // the stream's first; live, the stream's periodic entry may be
+                // up to `RECHECK_NS` away, too late for an orderly close.
+                let linger = self.config.orderly_close_linger.min(self.config.close_linger);
+                let due = Timestamp(summary.last_ts.0.saturating_add(ns(linger)).saturating_add(FINAL_ACK_NS));
+                self.due.push(Reverse((due, placed.stream, placed.slot)));
+            }
+            if let Some(socks) = st.socks.as_mut()
+                && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
+            {
+                // The proxied payload's dissector looks up the conversation of
+                // the rewritten endpoints, which may take an index (SocksState).
+                let (a, b) = if dst.port == SOCKS_PORT {
+                    (src, Endpoint { port: remote, ..dst })
+                } else {
+                    (Endpoint { port: remote, ..src }, dst)
+                };
+                if let Some(id) = self.table.claim(a, b, self.streams.next_slot()) {
+                    let slot = self.streams.insert_new(id, a, b, at.ts, &mut self.spare);
+                    self.due.push(Reverse((at.ts, id, slot)));
+                }
             }
         }
         if placed.created {
             self.enforce_capacity();
         }
         (placed.stream, printed)
+    }
+
+    /// Hold a new stream, whose first segment (side 0 sent it) was just
+    /// applied to the scratch state: as that segment if it can be (a
+    /// [`Seed`]: its state is made again only if a second frame comes and
+    /// the scratch state has moved on), otherwise in full, the scratch
+    /// state becoming its state and a spare box the next scratch.
+    fn keep_new_stream(&mut self, placed: &Placement, seg: &Segment, at: At, selected: bool) {
+        let seed = Seed::of(&self.scratch, seg, at, selected, placed.reused);
+        self.scratch_holds = seed.is_some().then_some(placed.stream);
+        let slot = match seed {
+            Some(seed) => self.streams.insert_seed(placed.stream, seed),
+            None => {
+                let next = self.spare.pop().unwrap_or_else(|| Box::new(StreamState::blank()));
+                self.streams.insert_state(placed.stream, std::mem::replace(&mut self.scratch, next))
+            }
+        };
+        debug_assert_eq!(slot, placed.slot);
+        self.stats.peak_streams = self.stats.peak_streams.max(self.streams.len() as u64);
+        self.schedule_new(placed.stream, slot, Timestamp(at.ts.0.saturating_add(MIN_QUIET_NS)));
     }
 
     /// Give back streams taken with [`Engine::take_finished`] once they are
@@ -686,26 +630,28 @@ impl Engine {
         work: impl Fn(Vec<Finished>) -> R + Sync,
         mut sink: impl FnMut(R),
     ) -> FrameStats {
-        let mut states = self.take_all_held().into_iter();
+        let mut states = self.take_all_held();
         if !self.ready.is_empty() {
             sink(work(std::mem::take(&mut self.ready)));
         }
         let clock = self.clock;
-        let conclude_all = |states: Vec<Box<StreamState>>| -> Vec<Finished> {
-            states.into_iter().filter_map(|st| conclude(st, clock)).collect()
+        // Streams held as seeds get their state here, a chunk at a time
+        // (a flood's million seeds would take ~800 MB as states at once).
+        let conclude_all = |held: Vec<Owned>| -> Vec<Finished> {
+            held.into_iter().filter_map(|h| conclude(h.into_state(&mut Vec::new()), clock)).collect()
         };
         let chunk = chunk.max(1);
         // The helper's chunk waits here, so that this thread can still do
         // it if no helper thread can be started.
-        let handoff: std::sync::Mutex<Vec<Box<StreamState>>> = std::sync::Mutex::new(Vec::new());
+        let handoff: std::sync::Mutex<Vec<Owned>> = std::sync::Mutex::new(Vec::new());
         let take = || std::mem::take(&mut *handoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         std::thread::scope(|s| {
             loop {
-                let mine: Vec<Box<StreamState>> = states.by_ref().take(chunk).collect();
+                let mine: Vec<Owned> = states.by_ref().take(chunk).collect();
                 if mine.is_empty() {
                     break;
                 }
-                let theirs: Vec<Box<StreamState>> = states.by_ref().take(chunk).collect();
+                let theirs: Vec<Owned> = states.by_ref().take(chunk).collect();
                 let helper = if theirs.is_empty() {
                     None
                 } else {
@@ -738,8 +684,8 @@ impl Engine {
         for f in self.ready.drain(..) {
             sink(f);
         }
-        for state in held {
-            if let Some(f) = conclude(state, self.clock) {
+        for h in held {
+            if let Some(f) = conclude(h.into_state(&mut self.spare), self.clock) {
                 sink(f);
             }
         }
@@ -748,16 +694,18 @@ impl Engine {
 
     /// The input is over: move the clock to its last frame and take every
     /// stream still held, in stream order. No frame follows, so they leave
-    /// no tombstone.
-    // The boxes move on into `Finished` as they are (no kilobyte copy).
-    #[allow(clippy::vec_box)]
-    fn take_all_held(&mut self) -> Vec<Box<StreamState>> {
+    /// no tombstone, and the stream table and the queues are dropped now,
+    /// before the streams become states and reports. The streams are taken
+    /// from their slots as the iterator goes (collected, they would need
+    /// their slots' memory twice).
+    fn take_all_held(&mut self) -> impl Iterator<Item = Owned> + use<> {
         if let Some(end) = self.stats.last_ts {
             self.clock = self.clock.max(end);
         }
-        let mut ids: Vec<(StreamId, Slot)> = self.streams.iter().map(|(slot, h)| (h.summary.stream, slot)).collect();
-        ids.sort_unstable();
-        ids.into_iter().filter_map(|(_, slot)| self.streams.remove(slot)).map(|h| h.state).collect()
+        self.table = StreamTable::default();
+        self.due = BinaryHeap::new();
+        self.created = std::collections::VecDeque::new();
+        std::mem::take(&mut self.streams).into_stream_order()
     }
 }
 
@@ -785,23 +733,6 @@ pub fn payload_of<'a>(seg: &Segment, data: &'a [u8]) -> &'a [u8] {
             rest.get(..len as usize).unwrap_or(rest)
         }
         _ => &[],
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SegKind {
-    Syn,
-    SynAck,
-    Other,
-}
-
-fn kind_of(seg: &Segment) -> SegKind {
-    if seg.flags.is_pure_syn() {
-        SegKind::Syn
-    } else if seg.flags.is_syn_ack() {
-        SegKind::SynAck
-    } else {
-        SegKind::Other
     }
 }
 
@@ -963,6 +894,74 @@ mod tests {
         let (fresh, recycled) = (run(false), run(true));
         assert_eq!(fresh.len(), 75);
         assert_eq!(fresh, recycled);
+    }
+
+    /// A stream held as its first segment (a seed) reports exactly what it
+    /// would have held in full: whether its state is the scratch state
+    /// (its second frame came before any other stream's first) or its
+    /// seed replayed (another stream came between), and whether the
+    /// second frame is a SYN repeated (the stream table asks the seed's
+    /// base sequence number), a SYN with a new ISN (a new stream) or a
+    /// SYN-ACK.
+    #[test]
+    fn seeds_report_what_full_states_report() {
+        let run = |interleave: bool| {
+            let mut l = Ladder::new();
+            let mut out = Vec::new();
+            for i in 0..40u16 {
+                let t = f64::from(i) * 5_000.0;
+                let isn = 100 + u32::from(i) * 100_000;
+                l.client_port = 5000 + i % 9;
+                l.seg(C, SYN, isn, 0, 0, t, 1000);
+                if interleave {
+                    l.client_port = 9000 + i;
+                    l.seg(C, SYN, 7, 0, 0, t + 0.5, 1000);
+                    assert_ne!(l.engine.scratch_holds, None);
+                    l.client_port = 5000 + i % 9;
+                } else {
+                    l.other_frame(t + 0.5);
+                }
+                match i % 4 {
+                    0 => l.seg(C, SYN, isn, 0, 0, t + 1.0, 1000),
+                    1 => l.seg(C, SYN, isn + 50_000, 0, 0, t + 1.0, 1000),
+                    2 => l.seg(S, RST | ACK, 0, isn + 1, 0, t + 1.0, 1000),
+                    _ => (0, crate::analysis::AnalysisFlags::default()),
+                };
+                l.seg(S, SA, 900, isn + 1, 0, t + 2.0, 1000);
+                l.seg(C, ACK, isn + 1, 901, 0, t + 3.0, 1000);
+                if i % 5 == 0 {
+                    l.seg(C, ACK, isn + 1, 901, 10, t + 4.0, 1000);
+                }
+            }
+            let (all, _) = l.engine.finish();
+            for f in all.iter().filter(|f| f.record().endpoints.iter().all(|e| e.port < 9000)) {
+                // Interleaved streams take indices of their own.
+                let mut record = f.record().clone();
+                record.stream = 0;
+                out.push(format!("{record:?} {:?}", f.verdict().label));
+            }
+            out
+        };
+        let (scratch, replayed) = (run(false), run(true));
+        assert!(scratch.len() >= 40, "{}", scratch.len());
+        assert_eq!(scratch, replayed);
+    }
+
+    /// Live, a stalled handshake is finished once its retry is overdue:
+    /// for a lone SYN (a seed, whose state the check replays) 3 s after
+    /// it, not earlier.
+    #[test]
+    fn a_lone_syn_held_as_a_seed_is_finished_when_its_retry_is_overdue() {
+        let mut l = Ladder::new();
+        l.engine = super::Engine::with_config(super::Config::live());
+        l.seg(C, SYN, 100, 0, 0, 10_000.0, 1000);
+        l.other_frame(12_900.0);
+        assert!(l.engine.take_finished().is_empty());
+        l.other_frame(13_100.0);
+        let done = l.engine.take_finished();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].verdict().label, crate::classify::Label::SynTimeout);
+        assert_eq!(done[0].record().sides[0].syns, 1);
     }
 
     /// Files (no idle timeout): past the capacity, closed streams go

@@ -57,6 +57,11 @@ impl<T> Slots<T> {
         Some(v)
     }
 
+    /// Take the value out of `slot` for good (the slot is not reused).
+    pub fn take(&mut self, slot: Slot) -> Option<T> {
+        self.items.get_mut(slot as usize)?.take()
+    }
+
     /// Values held.
     pub fn len(&self) -> usize {
         self.items.len() - self.free.len()
@@ -86,5 +91,7 @@ mod tests {
         assert_eq!(s.insert("c"), a);
         assert_eq!(s.get(a), Some(&"c"));
         assert_eq!(s.iter().map(|(i, v)| (i, *v)).collect::<Vec<_>>(), vec![(0, "c"), (1, "b")]);
+        assert_eq!(s.take(b), Some("b"));
+        assert_eq!((s.take(b), s.get(b)), (None, None));
     }
 }
