@@ -1,10 +1,11 @@
 //! A held stream: its state, how one segment updates that state, and the
-//! compact form of a stream that has sent a single segment (a [`Seed`]).
+//! compact form of a stream that has sent a single segment (a [`Seed`]),
+//! and the arena of held streams.
 //!
 //! Most streams of a SYN flood or a port scan never see a second segment,
 //! and those are the streams that fill memory when a million are held. Such
-//! a stream keeps its one decoded segment (96 bytes, beside its 32-byte
-//! slot) instead of a state (768 bytes). The state is made by replaying
+//! a stream keeps its one decoded segment (48 bytes for IPv4, beside its
+//! 32-byte slot) instead of a state (768 bytes). The state is made by replaying
 //! that segment into a fresh one when the stream's second frame comes, or
 //! when it is finished: the same segment applied to the same fresh state
 //! gives the same state, so nothing reported changes. (Usually the second
@@ -12,7 +13,9 @@
 //! state, where the first segment was applied, is still that state.)
 
 use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
-use crate::decode::{Origin, Segment, TcpFlags};
+use std::num::NonZeroU64;
+
+use crate::decode::{Addr, Origin, Segment, TcpFlags};
 use crate::record::{At, StreamRecord};
 use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId};
 use crate::time::Timestamp;
@@ -140,39 +143,148 @@ fn kind_of(seg: &Segment) -> SegKind {
     }
 }
 
+/// An address a seed keeps: IPv4 seeds keep 4 bytes an address, not the
+/// 17 of an [`Addr`].
+pub(super) trait SeedAddr: Copy {
+    /// `a` if it is of this family.
+    fn pick(a: Addr) -> Option<Self>;
+    /// Back to an [`Addr`].
+    fn addr(self) -> Addr;
+}
+
+impl SeedAddr for [u8; 4] {
+    fn pick(a: Addr) -> Option<Self> {
+        match a {
+            Addr::V4(b) => Some(b),
+            Addr::V6(_) => None,
+        }
+    }
+    fn addr(self) -> Addr {
+        Addr::V4(self)
+    }
+}
+
+impl SeedAddr for [u8; 16] {
+    fn pick(a: Addr) -> Option<Self> {
+        match a {
+            Addr::V6(b) => Some(b),
+            Addr::V4(_) => None,
+        }
+    }
+    fn addr(self) -> Addr {
+        Addr::V6(self)
+    }
+}
+
 /// A stream's first segment, kept in place of its state until a second
-/// frame comes: what [`StreamState::on_segment`] was given for it. Side 0
-/// sent it (a stream's sides are named by its first segment).
-#[derive(Clone, Copy)]
-pub(super) struct Seed {
-    seg: Segment,
-    at: At,
+/// frame comes: what [`StreamState::on_segment`] was given for it, but
+/// its time (the stream's summary has it) and where its payload lies in
+/// the frame (only SOCKS streams read payload, and they are not seeds).
+/// Side 0 sent it (a stream's sides are named by its first segment).
+/// 48 bytes for IPv4, 72 for IPv6.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seed<A> {
+    frame: NonZeroU64,
+    seq: u32,
+    ack: u32,
+    /// `Segment::payload_len`, when `has_payload_len`.
+    payload_len: u32,
+    src: A,
+    dst: A,
+    sport: u16,
+    dport: u16,
+    flags: TcpFlags,
+    window: u16,
+    header_len: u8,
+    wscale: Option<u8>,
+    origin: Origin,
+    has_payload_len: bool,
+    options_complete: bool,
     selected: bool,
     reused: bool,
 }
 
-impl Seed {
-    /// The seed of a stream whose first segment made `applied` (a fresh
-    /// state given only `seg`), or `None` when the stream should be held
-    /// in full from the start: a SOCKS stream (its tracking reads payload
-    /// bytes, which a seed does not keep) or one already closed (a RST),
-    /// which the engine schedules by its state.
-    pub(super) fn of(applied: &StreamState, seg: &Segment, at: At, selected: bool, reused: bool) -> Option<Seed> {
+impl<A: SeedAddr> Seed<A> {
+    /// `seg` as a seed, if its addresses are of this family.
+    fn new(seg: &Segment, at: At, selected: bool, reused: bool) -> Option<Self> {
+        Some(Seed {
+            frame: at.frame,
+            seq: seg.seq,
+            ack: seg.ack,
+            payload_len: seg.payload_len.unwrap_or(0),
+            src: A::pick(seg.src)?,
+            dst: A::pick(seg.dst)?,
+            sport: seg.sport,
+            dport: seg.dport,
+            flags: seg.flags,
+            window: seg.window,
+            header_len: seg.header_len,
+            wscale: seg.wscale,
+            origin: seg.origin,
+            has_payload_len: seg.payload_len.is_some(),
+            options_complete: seg.options_complete,
+            selected,
+            reused,
+        })
+    }
+
+    /// The state the stream would have: a fresh one given the segment,
+    /// which came at `ts`, again.
+    #[inline(never)]
+    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+        let seg = Segment {
+            src: self.src.addr(),
+            dst: self.dst.addr(),
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            header_len: self.header_len,
+            payload_len: self.has_payload_len.then_some(self.payload_len),
+            payload_offset: None,
+            wscale: self.wscale,
+            options_complete: self.options_complete,
+            origin: self.origin,
+        };
+        let a = Endpoint { addr: seg.src, port: seg.sport };
+        let b = Endpoint { addr: seg.dst, port: seg.dport };
+        let mut st = StreamState::new(stream, a, b, ts);
+        st.on_segment(0, &seg, At { frame: self.frame, ts }, self.selected, self.reused);
+        st
+    }
+}
+
+/// A seed of either family.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum AnySeed {
+    V4(Seed<[u8; 4]>),
+    V6(Seed<[u8; 16]>),
+}
+
+impl AnySeed {
+    /// The seed of a stream whose first segment `seg` made `applied` (a
+    /// fresh state given only `seg`), or `None` when the stream should be
+    /// held in full from the start: a SOCKS stream (its tracking reads
+    /// payload bytes, which a seed does not keep) or one already closed (a
+    /// RST), which the engine schedules by its state.
+    pub(super) fn of(applied: &StreamState, seg: &Segment, at: At, selected: bool, reused: bool) -> Option<AnySeed> {
         if applied.socks.is_some() || applied.record.is_closed() {
             return None;
         }
-        Some(Seed { seg: *seg, at, selected, reused })
+        match seg.src {
+            Addr::V4(_) => Seed::new(seg, at, selected, reused).map(AnySeed::V4),
+            Addr::V6(_) => Seed::new(seg, at, selected, reused).map(AnySeed::V6),
+        }
     }
 
-    /// The state the stream would have: a fresh one given the segment again.
-    #[inline(never)]
-    fn replay(&self, stream: StreamId) -> StreamState {
-        let seg = &self.seg;
-        let a = Endpoint { addr: seg.src, port: seg.sport };
-        let b = Endpoint { addr: seg.dst, port: seg.dport };
-        let mut st = StreamState::new(stream, a, b, self.at.ts);
-        st.on_segment(0, seg, self.at, self.selected, self.reused);
-        st
+    /// See [`Seed::replay`].
+    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+        match self {
+            AnySeed::V4(s) => s.replay(stream, ts),
+            AnySeed::V6(s) => s.replay(stream, ts),
+        }
     }
 }
 
@@ -195,8 +307,10 @@ pub(super) struct Held {
 }
 
 enum Body {
-    /// One segment so far: its seed's slot in [`HeldStreams::seeds`].
-    Seed(Slot),
+    /// One segment so far: its seed's slot in [`Seeds::v4`].
+    Seed4(Slot),
+    /// The same in [`Seeds::v6`].
+    Seed6(Slot),
     /// The state, boxed: it is large, and growing the slot vector should
     /// not move it.
     Full(Box<StreamState>),
@@ -222,7 +336,42 @@ fn boxed(spare: &mut Spare, state: StreamState) -> Box<StreamState> {
 #[derive(Default)]
 pub(super) struct HeldStreams {
     held: Slots<Held>,
-    seeds: Slots<Seed>,
+    seeds: Seeds,
+}
+
+/// The seeds of held streams, by family.
+#[derive(Default)]
+struct Seeds {
+    v4: Slots<Seed<[u8; 4]>>,
+    v6: Slots<Seed<[u8; 16]>>,
+}
+
+impl Seeds {
+    /// Keep `seed`; the body of a stream held as it.
+    fn insert(&mut self, seed: AnySeed) -> Body {
+        match seed {
+            AnySeed::V4(s) => Body::Seed4(self.v4.insert(s)),
+            AnySeed::V6(s) => Body::Seed6(self.v6.insert(s)),
+        }
+    }
+
+    /// The seed of a stream with `body`, if it is held as one.
+    fn get(&self, body: &Body) -> Option<AnySeed> {
+        match *body {
+            Body::Seed4(at) => self.v4.get(at).copied().map(AnySeed::V4),
+            Body::Seed6(at) => self.v6.get(at).copied().map(AnySeed::V6),
+            Body::Full(_) => None,
+        }
+    }
+
+    /// The same, no longer kept.
+    fn take(&mut self, body: &Body) -> Option<AnySeed> {
+        match *body {
+            Body::Seed4(at) => self.v4.remove(at).map(AnySeed::V4),
+            Body::Seed6(at) => self.v6.remove(at).map(AnySeed::V6),
+            Body::Full(_) => None,
+        }
+    }
 }
 
 impl HeldStreams {
@@ -261,11 +410,11 @@ impl HeldStreams {
         self.held.insert(Held { summary, body: Body::Full(state) })
     }
 
-    /// Hold a stream as its first segment.
-    pub(super) fn insert_seed(&mut self, stream: StreamId, seed: Seed) -> Slot {
-        let summary = Summary { stream, closed: false, last_ts: seed.at.ts };
-        let at = self.seeds.insert(seed);
-        self.held.insert(Held { summary, body: Body::Seed(at) })
+    /// Hold a stream as its first segment, which came at `ts`.
+    pub(super) fn insert_seed(&mut self, stream: StreamId, seed: AnySeed, ts: Timestamp) -> Slot {
+        let summary = Summary { stream, closed: false, last_ts: ts };
+        let body = self.seeds.insert(seed);
+        self.held.insert(Held { summary, body })
     }
 
     /// Side `dir`'s base sequence number of the stream in `slot` (the
@@ -275,7 +424,7 @@ impl HeldStreams {
         let held = self.held.get(slot)?;
         match &held.body {
             Body::Full(st) => st.analysis.sides[dir].base_seq(),
-            Body::Seed(_) => self.with_state(held, |st| st.analysis.sides[dir].base_seq()),
+            Body::Seed4(_) | Body::Seed6(_) => self.with_state(held, |st| st.analysis.sides[dir].base_seq()),
         }
     }
 
@@ -284,19 +433,18 @@ impl HeldStreams {
     pub(super) fn first_ts(&self, held: &Held) -> Option<Timestamp> {
         match &held.body {
             Body::Full(st) => st.record.first.map(|a| a.ts),
-            Body::Seed(at) => self.seeds.get(*at).map(|seed| seed.at.ts),
+            // A seed's only frame is its latest.
+            Body::Seed4(_) | Body::Seed6(_) => Some(held.summary.last_ts),
         }
     }
 
     /// `f` of the state of `held` (made on the stack for a seed: the
     /// due-time checks of live capture, a few per stream).
     pub(super) fn with_state<R>(&self, held: &Held, f: impl FnOnce(&StreamState) -> R) -> R {
-        match &held.body {
-            Body::Full(st) => f(st),
-            Body::Seed(at) => match self.seeds.get(*at) {
-                Some(seed) => f(&seed.replay(held.summary.stream)),
-                None => f(&StreamState::blank()),
-            },
+        match (&held.body, self.seeds.get(&held.body)) {
+            (Body::Full(st), _) => f(st),
+            (_, Some(seed)) => f(&seed.replay(held.summary.stream, held.summary.last_ts)),
+            (_, None) => f(&StreamState::blank()),
         }
     }
 
@@ -312,21 +460,20 @@ impl HeldStreams {
         spare: &mut Spare,
     ) -> Option<(&mut Summary, &mut StreamState)> {
         let held = self.held.get_mut(slot)?;
-        if let Body::Seed(at) = held.body {
-            let seed = self.seeds.remove(at);
-            let state = match (scratch, seed) {
+        if !matches!(held.body, Body::Full(_)) {
+            let state = match (scratch, self.seeds.take(&held.body)) {
                 (Some(scratch), _) => {
                     let next = spare.pop().unwrap_or_else(|| Box::new(StreamState::blank()));
                     std::mem::replace(scratch, next)
                 }
-                (None, Some(seed)) => boxed(spare, seed.replay(held.summary.stream)),
+                (None, Some(seed)) => boxed(spare, seed.replay(held.summary.stream, held.summary.last_ts)),
                 (None, None) => return None,
             };
             held.body = Body::Full(state);
         }
         match &mut held.body {
             Body::Full(st) => Some((&mut held.summary, &mut **st)),
-            Body::Seed(_) => None,
+            Body::Seed4(_) | Body::Seed6(_) => None,
         }
     }
 
@@ -336,7 +483,7 @@ impl HeldStreams {
         let held = self.held.get_mut(slot)?;
         let state = match &mut held.body {
             Body::Full(st) => Some(&mut **st),
-            Body::Seed(_) => None,
+            Body::Seed4(_) | Body::Seed6(_) => None,
         };
         Some((&mut held.summary, state))
     }
@@ -348,9 +495,11 @@ impl HeldStreams {
     }
 
     fn own(&mut self, held: Held) -> Option<Owned> {
-        match held.body {
-            Body::Full(st) => Some(Owned::Full(st)),
-            Body::Seed(at) => Some(Owned::Seed(held.summary.stream, self.seeds.remove(at)?)),
+        let seed = self.seeds.take(&held.body);
+        match (held.body, seed) {
+            (Body::Full(st), _) => Some(Owned::Full(st)),
+            (_, Some(seed)) => Some(Owned::Seed(held.summary, seed)),
+            (_, None) => None,
         }
     }
 
@@ -369,7 +518,7 @@ impl HeldStreams {
 /// A stream no longer held: its state, or its seed to replay (done by
 /// whichever thread reports it).
 pub(super) enum Owned {
-    Seed(StreamId, Seed),
+    Seed(Summary, AnySeed),
     Full(Box<StreamState>),
 }
 
@@ -378,7 +527,7 @@ impl Owned {
     pub(super) fn into_state(self, spare: &mut Spare) -> Box<StreamState> {
         match self {
             Owned::Full(st) => st,
-            Owned::Seed(stream, seed) => boxed(spare, seed.replay(stream)),
+            Owned::Seed(summary, seed) => boxed(spare, seed.replay(summary.stream, summary.last_ts)),
         }
     }
 }
@@ -386,7 +535,7 @@ impl Owned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Addr, IcmpError, TcpFlags};
+    use crate::decode::IcmpError;
     use crate::test_support::{ACK, FIN, RST, SA, SYN, segment_between};
 
     fn everything(st: &StreamState) -> String {
@@ -401,50 +550,61 @@ mod tests {
     #[test]
     fn a_held_stream_is_small_and_a_seed_a_fraction_of_a_state() {
         use std::mem::size_of;
-        assert_eq!((size_of::<Held>(), size_of::<Seed>(), size_of::<StreamState>()), (32, 96, 768));
+        assert_eq!(size_of::<Held>(), 32);
+        assert_eq!((size_of::<Seed<[u8; 4]>>(), size_of::<Seed<[u8; 16]>>()), (48, 72));
+        assert_eq!(size_of::<StreamState>(), 768);
     }
 
-    /// Every kind of first segment: the seed's replay gives the state the
-    /// segment made, field for field; a first RST or a SOCKS stream is
-    /// held in full.
+    /// Every kind of first segment, IPv4 and IPv6: the seed's replay gives
+    /// the state the segment made, field for field; a first RST or a SOCKS
+    /// stream is held in full.
     #[test]
     fn a_seed_replays_to_the_state_its_segment_made() {
-        let a = Endpoint { addr: Addr::V4([10, 0, 0, 1]), port: 40000 };
-        let b = Endpoint { addr: Addr::V4([10, 0, 0, 2]), port: 80 };
-        let base = Segment { seq: 1000, ack: 77, window: 512, ..segment_between(a, b) };
-        let firsts = [
-            Segment { flags: TcpFlags(SYN), wscale: Some(7), ..base },
-            Segment { flags: TcpFlags(SYN), payload_len: Some(20), ..base },
-            Segment { flags: TcpFlags(SA), ..base },
-            Segment { flags: TcpFlags(ACK), payload_len: Some(100), ..base },
-            Segment { flags: TcpFlags(FIN | ACK), ..base },
-            Segment { flags: TcpFlags(SYN), options_complete: false, ..base },
-            Segment { flags: TcpFlags(ACK), payload_len: None, ..base },
-            Segment {
-                flags: TcpFlags(SYN),
-                payload_len: None,
-                origin: crate::decode::Origin::IcmpQuote(IcmpError::Unreachable(3)),
-                ..base
-            },
-        ];
-        for (i, seg) in firsts.iter().enumerate() {
-            for (selected, reused) in [(true, false), (false, true)] {
-                let at = At::new(i as u64 + 1, Timestamp(5_000_000 + i as i64));
-                let mut st = StreamState::new(3, a, b, at.ts);
-                st.on_segment(0, seg, at, selected, reused);
-                let seed = Seed::of(&st, seg, at, selected, reused).expect("a seed");
-                assert_eq!(everything(&seed.replay(3)), everything(&st), "{seg:?}");
+        let v6 = |last: u8| {
+            let mut b = [0u8; 16];
+            b[0] = 0x20;
+            b[15] = last;
+            Addr::V6(b)
+        };
+        for (ca, sa) in [(Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])), (v6(1), v6(2))] {
+            let a = Endpoint { addr: ca, port: 40000 };
+            let b = Endpoint { addr: sa, port: 80 };
+            let base = Segment { seq: 1000, ack: 77, window: 512, header_len: 32, ..segment_between(a, b) };
+            let firsts = [
+                Segment { flags: TcpFlags(SYN), wscale: Some(7), ..base },
+                Segment { flags: TcpFlags(SYN), payload_len: Some(20), payload_offset: Some(66), ..base },
+                Segment { flags: TcpFlags(SA), ..base },
+                Segment { flags: TcpFlags(ACK), payload_len: Some(100), ..base },
+                Segment { flags: TcpFlags(FIN | ACK), ..base },
+                Segment { flags: TcpFlags(SYN), options_complete: false, ..base },
+                Segment { flags: TcpFlags(ACK), payload_len: None, ..base },
+                Segment {
+                    flags: TcpFlags(SYN),
+                    payload_len: None,
+                    origin: Origin::IcmpQuote(IcmpError::Unreachable(3)),
+                    ..base
+                },
+            ];
+            for (i, seg) in firsts.iter().enumerate() {
+                for (selected, reused) in [(true, false), (false, true)] {
+                    let at = At::new(i as u64 + 1, Timestamp(5_000_000 + i as i64));
+                    let mut st = StreamState::new(3, a, b, at.ts);
+                    st.on_segment(0, seg, at, selected, reused);
+                    let seed = AnySeed::of(&st, seg, at, selected, reused).expect("a seed");
+                    assert_eq!(matches!(seed, AnySeed::V4(_)), matches!(ca, Addr::V4(_)));
+                    assert_eq!(everything(&seed.replay(3, at.ts)), everything(&st), "{seg:?}");
+                }
             }
+            let rst = Segment { flags: TcpFlags(RST), ..base };
+            let at = At::new(1, Timestamp(0));
+            let mut st = StreamState::new(3, a, b, at.ts);
+            st.on_segment(0, &rst, at, true, false);
+            assert!(AnySeed::of(&st, &rst, at, true, false).is_none());
+            let socks = Endpoint { port: crate::stream::SOCKS_PORT, ..b };
+            let syn = Segment { flags: TcpFlags(SYN), ..segment_between(a, socks) };
+            let mut st = StreamState::new(3, a, socks, at.ts);
+            st.on_segment(0, &syn, at, true, false);
+            assert!(AnySeed::of(&st, &syn, at, true, false).is_none());
         }
-        let rst = Segment { flags: TcpFlags(RST), ..base };
-        let at = At::new(1, Timestamp(0));
-        let mut st = StreamState::new(3, a, b, at.ts);
-        st.on_segment(0, &rst, at, true, false);
-        assert!(Seed::of(&st, &rst, at, true, false).is_none());
-        let socks = Endpoint { port: crate::stream::SOCKS_PORT, ..b };
-        let syn = Segment { flags: TcpFlags(SYN), ..segment_between(a, socks) };
-        let mut st = StreamState::new(3, a, socks, at.ts);
-        st.on_segment(0, &syn, at, true, false);
-        assert!(Seed::of(&st, &syn, at, true, false).is_none());
     }
 }

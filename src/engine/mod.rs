@@ -37,7 +37,7 @@ use crate::record::{At, StreamRecord};
 use crate::source::Frame;
 use crate::stream::{Endpoint, Placement, SOCKS_PORT, StreamId, StreamTable};
 use crate::time::Timestamp;
-use held::{Held, HeldStreams, Owned, Seed, Spare, StreamState};
+use held::{AnySeed, Held, HeldStreams, Owned, Spare, StreamState};
 use slots::Slot;
 
 /// Counters about the frames themselves.
@@ -510,12 +510,12 @@ impl Engine {
             self.stats.late_frames += 1;
             return (placed.stream, AnalysisFlags::default());
         }
-        let (src, dst) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
         // The state the segment updates: a new stream's is the scratch
         // state (see `Engine::keep_new_stream`); a stream held as a seed
         // gets its state first.
         let (summary, st) = if placed.created {
-            *self.scratch = StreamState::new(placed.stream, src, dst, at.ts);
+            let (a, b) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
+            *self.scratch = StreamState::new(placed.stream, a, b, at.ts);
             (None, &mut *self.scratch)
         } else {
             // A seed's state is the scratch state if no stream was created
@@ -537,7 +537,7 @@ impl Engine {
             None => {
                 self.keep_new_stream(&placed, &seg, at, selected);
                 // Only a stream held in full can have closed or be on the
-                // SOCKS port (see `Seed::of`).
+                // SOCKS port (see `AnySeed::of`).
                 match self.streams.parts_mut(placed.slot) {
                     Some((summary, Some(st))) => Some((summary, st)),
                     _ => None,
@@ -558,8 +558,10 @@ impl Engine {
                 self.due.push(Reverse((due, placed.stream, placed.slot)));
             }
             if let Some(socks) = st.socks.as_mut()
-                && let Some(remote) = socks.on_payload(dst.port == SOCKS_PORT, payload)
+                && let Some(remote) = socks.on_payload(seg.dport == SOCKS_PORT, payload)
             {
+                let (src, dst) =
+                    (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
                 // The proxied payload's dissector looks up the conversation of
                 // the rewritten endpoints, which may take an index (SocksState).
                 let (a, b) = if dst.port == SOCKS_PORT {
@@ -581,14 +583,14 @@ impl Engine {
 
     /// Hold a new stream, whose first segment (side 0 sent it) was just
     /// applied to the scratch state: as that segment if it can be (a
-    /// [`Seed`]: its state is made again only if a second frame comes and
+    /// seed: its state is made again only if a second frame comes and
     /// the scratch state has moved on), otherwise in full, the scratch
     /// state becoming its state and a spare box the next scratch.
     fn keep_new_stream(&mut self, placed: &Placement, seg: &Segment, at: At, selected: bool) {
-        let seed = Seed::of(&self.scratch, seg, at, selected, placed.reused);
+        let seed = AnySeed::of(&self.scratch, seg, at, selected, placed.reused);
         self.scratch_holds = seed.is_some().then_some(placed.stream);
         let slot = match seed {
-            Some(seed) => self.streams.insert_seed(placed.stream, seed),
+            Some(seed) => self.streams.insert_seed(placed.stream, seed, at.ts),
             None => {
                 let next = self.spare.pop().unwrap_or_else(|| Box::new(StreamState::blank()));
                 self.streams.insert_state(placed.stream, std::mem::replace(&mut self.scratch, next))
