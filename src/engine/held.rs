@@ -49,10 +49,10 @@ impl StreamState {
         }
     }
 
-    /// A state of no stream (the engine's scratch state before its first
-    /// use).
-    pub(super) fn blank() -> Self {
-        let nobody = Endpoint { addr: crate::decode::Addr::V4([0; 4]), port: 0 };
+    /// A state of no stream (for a seed missing from its arena, which the
+    /// arena's bookkeeping rules out).
+    fn blank() -> Self {
+        let nobody = Endpoint { addr: Addr::V4([0; 4]), port: 0 };
         StreamState::new(0, nobody, nobody, Timestamp(0))
     }
 
@@ -322,7 +322,7 @@ enum Body {
 pub(super) type Spare = Vec<Box<StreamState>>;
 
 /// A fresh state for a stream, in a spare box if there is one.
-fn boxed(spare: &mut Spare, state: StreamState) -> Box<StreamState> {
+pub(super) fn boxed(spare: &mut Spare, state: StreamState) -> Box<StreamState> {
     match spare.pop() {
         Some(mut b) => {
             *b = state;
@@ -450,22 +450,19 @@ impl HeldStreams {
 
     /// The summary and the state of the stream in `slot`, for its next
     /// segment: a seed becomes a state first, `scratch` if given (the
-    /// engine's scratch state, which the seed replays to: a spare box takes
-    /// its place), else its seed replayed.
+    /// engine's scratch state, which is what the seed replays to), else its
+    /// seed replayed.
     #[inline]
     pub(super) fn for_segment(
         &mut self,
         slot: Slot,
-        scratch: Option<&mut Box<StreamState>>,
+        scratch: Option<Box<StreamState>>,
         spare: &mut Spare,
     ) -> Option<(&mut Summary, &mut StreamState)> {
         let held = self.held.get_mut(slot)?;
         if !matches!(held.body, Body::Full(_)) {
             let state = match (scratch, self.seeds.take(&held.body)) {
-                (Some(scratch), _) => {
-                    let next = spare.pop().unwrap_or_else(|| Box::new(StreamState::blank()));
-                    std::mem::replace(scratch, next)
-                }
+                (Some(scratch), _) => scratch,
                 (None, Some(seed)) => boxed(spare, seed.replay(held.summary.stream, held.summary.last_ts)),
                 (None, None) => return None,
             };

@@ -231,10 +231,11 @@ pub struct Engine {
     /// Boxes of reported streams, for new streams' state.
     spare: Spare,
     /// Where a new stream's first segment is applied (see
-    /// [`Engine::start_stream`]).
-    scratch: Box<StreamState>,
+    /// [`Engine::keep_new_stream`]); `None` once it went to a stream, until
+    /// the next new stream.
+    scratch: Option<Box<StreamState>>,
     /// The seeded stream whose state the scratch state is (the last one
-    /// created, if it was seeded).
+    /// created, if it was seeded and has had no second frame).
     scratch_holds: Option<StreamId>,
     stats: FrameStats,
 }
@@ -266,7 +267,7 @@ impl Engine {
             slack_ns: ns(config.watermark_slack),
             ready: Vec::new(),
             spare: Vec::new(),
-            scratch: Box::new(StreamState::blank()),
+            scratch: None,
             scratch_holds: None,
             stats: FrameStats::default(),
         }
@@ -515,13 +516,26 @@ impl Engine {
         // gets its state first.
         let (summary, st) = if placed.created {
             let (a, b) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
-            *self.scratch = StreamState::new(placed.stream, a, b, at.ts);
-            (None, &mut *self.scratch)
+            let fresh = StreamState::new(placed.stream, a, b, at.ts);
+            // The box is made only when the last one went to a stream.
+            let scratch = match self.scratch.take() {
+                Some(mut boxed) => {
+                    *boxed = fresh;
+                    boxed
+                }
+                None => held::boxed(&mut self.spare, fresh),
+            };
+            (None, &mut **self.scratch.insert(scratch))
         } else {
             // A seed's state is the scratch state if no stream was created
             // since its first segment (usual when the SYN-ACK follows the
             // SYN closely).
-            let scratch = (self.scratch_holds == Some(placed.stream)).then_some(&mut self.scratch);
+            let scratch = if self.scratch_holds == Some(placed.stream) {
+                self.scratch_holds = None;
+                self.scratch.take()
+            } else {
+                None
+            };
             let Some((summary, st)) = self.streams.for_segment(placed.slot, scratch, &mut self.spare) else {
                 debug_assert!(false, "stream table and state out of step");
                 return (placed.stream, AnalysisFlags::default());
@@ -587,14 +601,15 @@ impl Engine {
     /// the scratch state has moved on), otherwise in full, the scratch
     /// state becoming its state and a spare box the next scratch.
     fn keep_new_stream(&mut self, placed: &Placement, seg: &Segment, at: At, selected: bool) {
-        let seed = AnySeed::of(&self.scratch, seg, at, selected, placed.reused);
+        let Some(scratch) = self.scratch.take() else { return };
+        let seed = AnySeed::of(&scratch, seg, at, selected, placed.reused);
         self.scratch_holds = seed.is_some().then_some(placed.stream);
         let slot = match seed {
-            Some(seed) => self.streams.insert_seed(placed.stream, seed, at.ts),
-            None => {
-                let next = self.spare.pop().unwrap_or_else(|| Box::new(StreamState::blank()));
-                self.streams.insert_state(placed.stream, std::mem::replace(&mut self.scratch, next))
+            Some(seed) => {
+                self.scratch = Some(scratch);
+                self.streams.insert_seed(placed.stream, seed, at.ts)
             }
+            None => self.streams.insert_state(placed.stream, scratch),
         };
         debug_assert_eq!(slot, placed.slot);
         self.stats.peak_streams = self.stats.peak_streams.max(self.streams.len() as u64);
