@@ -5,7 +5,7 @@
 //! Usage:
 //! `cargo run --release --example gen_pcap -- --mix mixed --connections 125000 --out F.pcap`
 //!
-//! * `--mix short|bulk|flood|mixed` (default `mixed`).
+//! * `--mix short|bulk|flood|flood-answered|mixed` (default `mixed`).
 //! * `--connections N`: TCP streams in the file (what tshark numbers as
 //!   `tcp.stream`), per repeat (default 125000).
 //! * `--repeat K`: the same mix over a K times longer capture: N*K streams
@@ -31,6 +31,8 @@
 //!   close by the server.
 //! * flood: one SYN each, no answer, random source address (1-223.x.x.x)
 //!   and port, random ISN, no options, to 192.168.0.1:8888.
+//! * flood-answered: the same, each SYN answered by one SYN-ACK 0.1 ms
+//!   later (a server with SYN cookies: nothing retransmitted), 2 frames.
 //! * refused: SYN answered by RST-ACK (2 frames).
 //! * reuse: two short connections on the same address/port pair, the
 //!   second 0.2-2 s after the first closed, with new ISNs (2 streams).
@@ -100,6 +102,8 @@ pub enum Mix {
     Bulk,
     /// Unanswered SYNs from random sources only.
     Flood,
+    /// SYNs from random sources, each answered by one SYN-ACK.
+    FloodAnswered,
     /// All kinds, see the module documentation.
     Mixed,
 }
@@ -110,6 +114,7 @@ impl Mix {
             "short" => Mix::Short,
             "bulk" => Mix::Bulk,
             "flood" => Mix::Flood,
+            "flood-answered" => Mix::FloodAnswered,
             "mixed" => Mix::Mixed,
             _ => return None,
         })
@@ -119,7 +124,7 @@ impl Mix {
         match self {
             Mix::Short => 2000.0,
             Mix::Bulk => 20.0,
-            Mix::Flood => 100_000.0,
+            Mix::Flood | Mix::FloodAnswered => 100_000.0,
             Mix::Mixed => 2500.0,
         }
     }
@@ -373,7 +378,7 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
             let kind = match cfg.mix {
                 Mix::Short => Kind::Short,
                 Mix::Bulk => Kind::Bulk,
-                Mix::Flood => Kind::Flood,
+                Mix::Flood | Mix::FloodAnswered => Kind::Flood,
                 Mix::Mixed => match rng.below(10_000) {
                     0..8000 => Kind::Short,
                     8000..8020 => Kind::Bulk,
@@ -421,6 +426,18 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
                         win: 1024,
                         opts: false,
                     });
+                    if cfg.mix == Mix::FloodAnswered {
+                        pkts.push(Pkt {
+                            t: 100,
+                            from_server: true,
+                            flags: SYN | ACK,
+                            seq: rng.next_u64() as u32,
+                            ack: isn.wrapping_add(1),
+                            len: 0,
+                            win: 1024,
+                            opts: false,
+                        });
+                    }
                     1
                 }
                 Kind::Refused => {
@@ -567,7 +584,7 @@ pub fn pcap_header(snaplen: u32) -> [u8; 24] {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: gen_pcap [--mix short|bulk|flood|mixed] [--connections N] [--repeat K] [--seed S] [--rate R] [--snaplen L] --out FILE"
+        "usage: gen_pcap [--mix short|bulk|flood|flood-answered|mixed] [--connections N] [--repeat K] [--seed S] [--rate R] [--snaplen L] --out FILE"
     );
     ExitCode::from(2)
 }

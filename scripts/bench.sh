@@ -12,7 +12,8 @@
 # (/usr/bin/time -v); check flowclass and tshark agree per stream. The same
 # for the loopback file, real short connections recorded in a namespace by
 # scripts/record-loopback.sh (as root, once; reused while it exists). Then
-# the memory runs (short mix x1 and x10 in length, the SYN flood). Prints
+# the memory runs (short mix x1 and x10 in length, the SYN flood, and the
+# same flood answered by the server: a SYN-ACK for each SYN). Prints
 # tables with the ratios against the targets; also written to
 # $BENCH_DIR/results.md.
 #
@@ -24,7 +25,7 @@
 #   MEM_RATE=200      their arrival rate (streams/s): the x1 capture then lasts
 #                     250 s, longer than the 120 s close linger, so x1 and x10
 #                     both reach the steady state a long capture has
-#   FLOWS=1000000     SYNs (= flows) of the flood file
+#   FLOWS=1000000     SYNs (= flows) of the flood files
 #   TOOL_TIMEOUT=900  seconds before any one measured command is killed
 #   SKIP_TSHARK=1 / SKIP_TCPTRACE=1   leave a reference tool out
 #   SKIP_LOOPBACK=1   do not record the loopback file (an existing one is used)
@@ -91,6 +92,7 @@ gen "$BENCH_DIR/empty.pcap" --mix short --connections 0
 gen "$BENCH_DIR/short-x1.pcap" --mix short --connections "$MEM_CONNS" --repeat 1 --rate "$MEM_RATE"
 gen "$BENCH_DIR/short-x10.pcap" --mix short --connections "$MEM_CONNS" --repeat 10 --rate "$MEM_RATE"
 gen "$BENCH_DIR/flood.pcap" --mix flood --connections "$FLOWS"
+gen "$BENCH_DIR/flood-answered.pcap" --mix flood-answered --connections "$FLOWS"
 
 # --- measuring ---------------------------------------------------------------
 # measure NAME REPS OUT CMD...: runs CMD (stdout to OUT; with OUT=tail:FILE,
@@ -202,7 +204,7 @@ say "memory runs"
 # The JSON summary's peak_streams says how many flows were held at once
 # (flowclass finishes streams early beyond --max-flows).
 declare -A HELD
-for run in empty:empty short_x1:short-x1 short_x10:short-x10 flood:flood; do
+for run in empty:empty short_x1:short-x1 short_x10:short-x10 flood:flood flood_answered:flood-answered; do
   measure "${run%%:*}" 1 "tail:$BENCH_DIR/${run#*:}.tail" "$FC" --format json "$BENCH_DIR/${run#*:}.pcap"
   HELD[${run%%:*}]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/${run#*:}.tail" | grep -o '[0-9]*$' || true)
 done
@@ -264,6 +266,7 @@ tools_table() {
   echo "|---|---:|---:|---:|---:|---:|"
   echo "| empty pcap (baseline) | 0 | | ${WALL[empty]} | $(mib "${RSS[empty]}") | |"
   for row in "short x1:short_x1:$MEM_CONNS" "short x10:short_x10:$((MEM_CONNS * 10))" "SYN flood:flood:$FLOWS" \
+    "SYN flood, answered:flood_answered:$FLOWS" \
     "main (mixed):main_flowclass:${STREAMS[main]}"; do
     IFS=: read -r label key n <<<"$row"
     h=$(held "${key/main_flowclass/main}" "$n")

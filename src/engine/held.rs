@@ -11,6 +11,9 @@
 //! gives the same state, so nothing reported changes. (Usually the second
 //! frame comes before any other stream's first, and the engine's scratch
 //! state, where the first segment was applied, is still that state.)
+//! While very many streams are held, a stream's second segment is kept
+//! beside its seed too (a pair: a SYN and its SYN-ACK), its state made on
+//! its third frame.
 
 use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
 use std::num::NonZeroU64;
@@ -228,11 +231,9 @@ impl<A: SeedAddr> Seed<A> {
         })
     }
 
-    /// The state the stream would have: a fresh one given the segment,
-    /// which came at `ts`, again.
-    #[inline(never)]
-    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
-        let seg = Segment {
+    /// The segment again.
+    fn segment(&self) -> Segment {
+        Segment {
             src: self.src.addr(),
             dst: self.dst.addr(),
             sport: self.sport,
@@ -247,20 +248,48 @@ impl<A: SeedAddr> Seed<A> {
             wscale: self.wscale,
             options_complete: self.options_complete,
             origin: self.origin,
-        };
-        let a = Endpoint { addr: seg.src, port: seg.sport };
-        let b = Endpoint { addr: seg.dst, port: seg.dport };
+        }
+    }
+
+    /// Apply the segment, sent by side `dir` at `ts`, to `st`.
+    fn apply(&self, st: &mut StreamState, dir: usize, ts: Timestamp) {
+        st.on_segment(dir, &self.segment(), At { frame: self.frame, ts }, self.selected, self.reused);
+    }
+
+    /// The state the stream would have: a fresh one given the segment,
+    /// which came at `ts`, again.
+    #[inline(never)]
+    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+        let a = Endpoint { addr: self.src.addr(), port: self.sport };
+        let b = Endpoint { addr: self.dst.addr(), port: self.dport };
         let mut st = StreamState::new(stream, a, b, ts);
-        st.on_segment(0, &seg, At { frame: self.frame, ts }, self.selected, self.reused);
+        self.apply(&mut st, 0, ts);
         st
     }
 }
 
-/// A seed of either family.
+/// A seeded stream's second segment, kept with its seed while many streams
+/// are held (see [`super::PAIRS_ABOVE`]): a flood the server answers (SYN,
+/// SYN-ACK) is then held as two segments, not as a state.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Second<A> {
+    seg: Seed<A>,
+    /// The side that sent it.
+    dir: u8,
+    /// When the first segment came (the stream's summary has the latest
+    /// time of the two).
+    first_ts: Timestamp,
+    /// When this one came.
+    ts: Timestamp,
+}
+
+/// A seed of either family, alone or with the stream's second segment.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum AnySeed {
     V4(Seed<[u8; 4]>),
     V6(Seed<[u8; 16]>),
+    Pair4(Seed<[u8; 4]>, Second<[u8; 4]>),
+    Pair6(Seed<[u8; 16]>, Second<[u8; 16]>),
 }
 
 impl AnySeed {
@@ -279,11 +308,28 @@ impl AnySeed {
         }
     }
 
-    /// See [`Seed::replay`].
+    /// The state the stream would have, its first segment having come at
+    /// `ts` (a pair knows its own times).
     fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+        fn pair<A: SeedAddr>(first: &Seed<A>, second: &Second<A>, stream: StreamId) -> StreamState {
+            let mut st = first.replay(stream, second.first_ts);
+            second.seg.apply(&mut st, usize::from(second.dir), second.ts);
+            st
+        }
         match self {
             AnySeed::V4(s) => s.replay(stream, ts),
             AnySeed::V6(s) => s.replay(stream, ts),
+            AnySeed::Pair4(a, b) => pair(a, b, stream),
+            AnySeed::Pair6(a, b) => pair(a, b, stream),
+        }
+    }
+
+    /// When the first segment came, given the stream's latest time.
+    fn first_ts(&self, latest: Timestamp) -> Timestamp {
+        match self {
+            AnySeed::V4(_) | AnySeed::V6(_) => latest,
+            AnySeed::Pair4(_, b) => b.first_ts,
+            AnySeed::Pair6(_, b) => b.first_ts,
         }
     }
 }
@@ -311,6 +357,11 @@ enum Body {
     Seed4(Slot),
     /// The same in [`Seeds::v6`].
     Seed6(Slot),
+    /// Two segments: the seed's slot and the second's in
+    /// [`Seeds::v4_second`].
+    Pair4(Slot, Slot),
+    /// The same for IPv6.
+    Pair6(Slot, Slot),
     /// The state, boxed: it is large, and growing the slot vector should
     /// not move it.
     Full(Box<StreamState>),
@@ -344,6 +395,8 @@ pub(super) struct HeldStreams {
 struct Seeds {
     v4: Slots<Seed<[u8; 4]>>,
     v6: Slots<Seed<[u8; 16]>>,
+    v4_second: Slots<Second<[u8; 4]>>,
+    v6_second: Slots<Second<[u8; 16]>>,
 }
 
 impl Seeds {
@@ -352,16 +405,20 @@ impl Seeds {
         match seed {
             AnySeed::V4(s) => Body::Seed4(self.v4.insert(s)),
             AnySeed::V6(s) => Body::Seed6(self.v6.insert(s)),
+            AnySeed::Pair4(a, b) => Body::Pair4(self.v4.insert(a), self.v4_second.insert(b)),
+            AnySeed::Pair6(a, b) => Body::Pair6(self.v6.insert(a), self.v6_second.insert(b)),
         }
     }
 
     /// The seed of a stream with `body`, if it is held as one.
     fn get(&self, body: &Body) -> Option<AnySeed> {
-        match *body {
-            Body::Seed4(at) => self.v4.get(at).copied().map(AnySeed::V4),
-            Body::Seed6(at) => self.v6.get(at).copied().map(AnySeed::V6),
-            Body::Full(_) => None,
-        }
+        Some(match *body {
+            Body::Seed4(at) => AnySeed::V4(*self.v4.get(at)?),
+            Body::Seed6(at) => AnySeed::V6(*self.v6.get(at)?),
+            Body::Pair4(a, b) => AnySeed::Pair4(*self.v4.get(a)?, *self.v4_second.get(b)?),
+            Body::Pair6(a, b) => AnySeed::Pair6(*self.v6.get(a)?, *self.v6_second.get(b)?),
+            Body::Full(_) => return None,
+        })
     }
 
     /// The same, no longer kept.
@@ -369,6 +426,8 @@ impl Seeds {
         match *body {
             Body::Seed4(at) => self.v4.remove(at).map(AnySeed::V4),
             Body::Seed6(at) => self.v6.remove(at).map(AnySeed::V6),
+            Body::Pair4(a, b) => Some(AnySeed::Pair4(self.v4.remove(a)?, self.v4_second.remove(b)?)),
+            Body::Pair6(a, b) => Some(AnySeed::Pair6(self.v6.remove(a)?, self.v6_second.remove(b)?)),
             Body::Full(_) => None,
         }
     }
@@ -424,7 +483,7 @@ impl HeldStreams {
         let held = self.held.get(slot)?;
         match &held.body {
             Body::Full(st) => st.analysis.sides[dir].base_seq(),
-            Body::Seed4(_) | Body::Seed6(_) => self.with_state(held, |st| st.analysis.sides[dir].base_seq()),
+            _ => self.with_state(held, |st| st.analysis.sides[dir].base_seq()),
         }
     }
 
@@ -435,6 +494,7 @@ impl HeldStreams {
             Body::Full(st) => st.record.first.map(|a| a.ts),
             // A seed's only frame is its latest.
             Body::Seed4(_) | Body::Seed6(_) => Some(held.summary.last_ts),
+            Body::Pair4(..) | Body::Pair6(..) => self.seeds.get(&held.body).map(|s| s.first_ts(held.summary.last_ts)),
         }
     }
 
@@ -470,8 +530,75 @@ impl HeldStreams {
         }
         match &mut held.body {
             Body::Full(st) => Some((&mut held.summary, &mut **st)),
-            Body::Seed4(_) | Body::Seed6(_) => None,
+            _ => None,
         }
+    }
+
+    /// True when the stream in `slot` is held as its first segment alone.
+    pub(super) fn is_single_seed(&self, slot: Slot) -> bool {
+        self.held.get(slot).is_some_and(|h| matches!(h.body, Body::Seed4(_) | Body::Seed6(_)))
+    }
+
+    /// The state of the stream in `slot`, replayed from its seed (which is
+    /// kept), in a spare box if there is one.
+    pub(super) fn replayed(&self, slot: Slot, spare: &mut Spare) -> Option<Box<StreamState>> {
+        let held = self.held.get(slot)?;
+        let seed = self.seeds.get(&held.body)?;
+        Some(boxed(spare, seed.replay(held.summary.stream, held.summary.last_ts)))
+    }
+
+    /// Keep a single seed's second segment (side `dir` sent it at `at`;
+    /// `applied` is the stream's state after it) beside it, unless that
+    /// segment closed the stream. False when not kept: then the stream is
+    /// to be held in full ([`HeldStreams::set_state`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn pair(
+        &mut self,
+        slot: Slot,
+        applied: &StreamState,
+        dir: usize,
+        seg: &Segment,
+        at: At,
+        selected: bool,
+        reused: bool,
+    ) -> bool {
+        fn second<A: SeedAddr>(
+            seg: &Segment,
+            at: At,
+            selected: bool,
+            reused: bool,
+            dir: usize,
+            first_ts: Timestamp,
+        ) -> Option<Second<A>> {
+            Some(Second { seg: Seed::new(seg, at, selected, reused)?, dir: dir as u8, first_ts, ts: at.ts })
+        }
+        let Some(held) = self.held.get_mut(slot) else { return false };
+        if applied.record.is_closed() || applied.socks.is_some() {
+            return false;
+        }
+        let first_ts = held.summary.last_ts;
+        let body = match held.body {
+            Body::Seed4(a) => match second(seg, at, selected, reused, dir, first_ts) {
+                Some(b) => Body::Pair4(a, self.seeds.v4_second.insert(b)),
+                None => return false,
+            },
+            Body::Seed6(a) => match second(seg, at, selected, reused, dir, first_ts) {
+                Some(b) => Body::Pair6(a, self.seeds.v6_second.insert(b)),
+                None => return false,
+            },
+            _ => return false,
+        };
+        held.body = body;
+        held.summary.last_ts = applied.last_ts;
+        true
+    }
+
+    /// Hold the stream in `slot` in full from now on, with `state`.
+    pub(super) fn set_state(&mut self, slot: Slot, state: Box<StreamState>) {
+        let Some(held) = self.held.get_mut(slot) else { return };
+        self.seeds.take(&held.body);
+        held.summary.last_ts = state.last_ts;
+        held.body = Body::Full(state);
     }
 
     /// The summary of the stream in `slot`, and its state if it is held in
@@ -480,7 +607,7 @@ impl HeldStreams {
         let held = self.held.get_mut(slot)?;
         let state = match &mut held.body {
             Body::Full(st) => Some(&mut **st),
-            Body::Seed4(_) | Body::Seed6(_) => None,
+            _ => None,
         };
         Some((&mut held.summary, state))
     }
@@ -550,6 +677,66 @@ mod tests {
         assert_eq!(size_of::<Held>(), 32);
         assert_eq!((size_of::<Seed<[u8; 4]>>(), size_of::<Seed<[u8; 16]>>()), (48, 72));
         assert_eq!(size_of::<StreamState>(), 768);
+    }
+
+    /// A pair (a seed and the stream's second segment, from either side)
+    /// replays to the state both segments made; a second segment that
+    /// closes the stream is not kept.
+    #[test]
+    fn a_pair_replays_to_the_state_its_segments_made() {
+        let v6 = |last: u8| {
+            let mut b = [0u8; 16];
+            b[0] = 0x20;
+            b[15] = last;
+            Addr::V6(b)
+        };
+        for (ca, sa) in [(Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])), (v6(1), v6(2))] {
+            let a = Endpoint { addr: ca, port: 40000 };
+            let b = Endpoint { addr: sa, port: 80 };
+            let c2s = Segment { seq: 1000, window: 512, ..segment_between(a, b) };
+            let s2c = Segment { seq: 9000, ack: 1001, window: 256, ..segment_between(b, a) };
+            let syn = Segment { flags: TcpFlags(SYN), wscale: Some(7), ..c2s };
+            let cases = [
+                (syn, 1, Segment { flags: TcpFlags(SA), wscale: Some(2), ..s2c }, true),
+                (syn, 0, syn, true),
+                (syn, 1, Segment { flags: TcpFlags(RST | ACK), ..s2c }, false),
+                (
+                    syn,
+                    1,
+                    Segment {
+                        flags: TcpFlags(SYN),
+                        payload_len: None,
+                        origin: Origin::IcmpQuote(IcmpError::Unreachable(1)),
+                        ..c2s
+                    },
+                    true,
+                ),
+                (
+                    Segment { flags: TcpFlags(ACK), payload_len: Some(10), ..c2s },
+                    1,
+                    Segment { flags: TcpFlags(ACK), ..s2c },
+                    true,
+                ),
+            ];
+            // The second segment later than the first, and (reordered) earlier.
+            for ((first, dir, second, kept), t2) in cases.into_iter().flat_map(|c| [(c, 1_100), (c, 900)]) {
+                let (at1, at2) = (At::new(7, Timestamp(1_000)), At::new(9, Timestamp(t2)));
+                let mut st = StreamState::new(5, a, b, at1.ts);
+                st.on_segment(0, &first, at1, true, false);
+                let seed = AnySeed::of(&st, &first, at1, true, false).expect("a seed");
+                let mut streams = HeldStreams::default();
+                let slot = streams.insert_seed(5, seed, at1.ts);
+                st.on_segment(dir, &second, at2, false, true);
+                assert_eq!(streams.pair(slot, &st, dir, &second, at2, false, true), kept, "{second:?}");
+                if kept {
+                    let replayed = streams.replayed(slot, &mut Vec::new()).expect("a state");
+                    assert_eq!(everything(&replayed), everything(&st), "{second:?}");
+                    let held = streams.get(slot).expect("held");
+                    assert_eq!(streams.first_ts(held), Some(at1.ts));
+                    assert_eq!(held.summary.last_ts, at1.ts.max(at2.ts));
+                }
+            }
+        }
     }
 
     /// Every kind of first segment, IPv4 and IPv6: the seed's replay gives
