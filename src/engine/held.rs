@@ -460,7 +460,15 @@ impl HeldStreams {
         now: Timestamp,
         spare: &mut Spare,
     ) -> Slot {
-        self.insert_state(stream, boxed(spare, StreamState::new(stream, a, b, now)))
+        // Made in place (through `boxed` it was copied twice more).
+        let state = match spare.pop() {
+            Some(mut boxed) => {
+                *boxed = StreamState::new(stream, a, b, now);
+                boxed
+            }
+            None => Box::new(StreamState::new(stream, a, b, now)),
+        };
+        self.insert_state(stream, state)
     }
 
     /// Hold a stream in full (its closing is noted by the engine).
