@@ -677,6 +677,18 @@ mod tests {
         )
     }
 
+    /// A client and a server endpoint, in IPv4 and in IPv6.
+    fn client_and_server() -> [(Endpoint, Endpoint); 2] {
+        let v6 = |last: u8| {
+            let mut b = [0u8; 16];
+            b[0] = 0x20;
+            b[15] = last;
+            Addr::V6(b)
+        };
+        [(Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])), (v6(1), v6(2))]
+            .map(|(c, s)| (Endpoint { addr: c, port: 40000 }, Endpoint { addr: s, port: 80 }))
+    }
+
     /// The sizes the module documentation, README.md and BENCHMARKS.md
     /// quote (update them with these).
     #[test]
@@ -692,15 +704,7 @@ mod tests {
     /// closes the stream is not kept.
     #[test]
     fn a_pair_replays_to_the_state_its_segments_made() {
-        let v6 = |last: u8| {
-            let mut b = [0u8; 16];
-            b[0] = 0x20;
-            b[15] = last;
-            Addr::V6(b)
-        };
-        for (ca, sa) in [(Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])), (v6(1), v6(2))] {
-            let a = Endpoint { addr: ca, port: 40000 };
-            let b = Endpoint { addr: sa, port: 80 };
+        for (a, b) in client_and_server() {
             let c2s = Segment { seq: 1000, window: 512, ..segment_between(a, b) };
             let s2c = Segment { seq: 9000, ack: 1001, window: 256, ..segment_between(b, a) };
             let syn = Segment { flags: TcpFlags(SYN), wscale: Some(7), ..c2s };
@@ -752,15 +756,7 @@ mod tests {
     /// stream is held in full.
     #[test]
     fn a_seed_replays_to_the_state_its_segment_made() {
-        let v6 = |last: u8| {
-            let mut b = [0u8; 16];
-            b[0] = 0x20;
-            b[15] = last;
-            Addr::V6(b)
-        };
-        for (ca, sa) in [(Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2])), (v6(1), v6(2))] {
-            let a = Endpoint { addr: ca, port: 40000 };
-            let b = Endpoint { addr: sa, port: 80 };
+        for (a, b) in client_and_server() {
             let base = Segment { seq: 1000, ack: 77, window: 512, header_len: 32, ..segment_between(a, b) };
             let firsts = [
                 Segment { flags: TcpFlags(SYN), wscale: Some(7), ..base },
@@ -783,7 +779,7 @@ mod tests {
                     let mut st = StreamState::new(3, a, b, at.ts);
                     st.on_segment(0, seg, at, selected, reused);
                     let seed = AnySeed::of(&st, seg, at, selected, reused).expect("a seed");
-                    assert_eq!(matches!(seed, AnySeed::V4(_)), matches!(ca, Addr::V4(_)));
+                    assert_eq!(matches!(seed, AnySeed::V4(_)), matches!(a.addr, Addr::V4(_)));
                     assert_eq!(everything(&seed.replay(3, at.ts)), everything(&st), "{seg:?}");
                 }
             }
