@@ -18,9 +18,10 @@
 //! not depend on the machine. A finished stream leaves a tombstone in the
 //! stream table so that stragglers keep Wireshark's numbering.
 //!
-//! A stream that has sent one segment is held as that segment (a seed,
-//! see `engine/held.rs`), not as a state five times its size: the streams of a
-//! SYN flood or a scan never send a second one.
+//! Once many streams are held (`SEEDS_ABOVE`, `PAIRS_ABOVE`), a
+//! stream that has sent one segment, or two, is held as those segments
+//! (see `engine/held.rs`), not as a state several times their size: most
+//! streams of a SYN flood or a scan send no more.
 
 mod held;
 pub mod pipeline;
