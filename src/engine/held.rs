@@ -3,21 +3,22 @@
 //! and the arena of held streams.
 //!
 //! Most streams of a SYN flood or a port scan never see a second segment,
-//! and those are the streams that fill memory when a million are held. Such
-//! a stream keeps its one decoded segment (48 bytes for IPv4, beside its
-//! 32-byte slot) instead of a state (768 bytes). The state is made by replaying
+//! and those are the streams that fill memory when a million are held. Once
+//! many are held (`SEEDS_ABOVE` in the engine), a new stream keeps its one
+//! decoded segment (48 bytes for IPv4, beside its 32-byte slot) instead of
+//! a state (768 bytes). The state is made by replaying
 //! that segment into a fresh one when the stream's second frame comes, or
 //! when it is finished: the same segment applied to the same fresh state
 //! gives the same state, so nothing reported changes. (Usually the second
 //! frame comes before any other stream's first, and the engine's scratch
 //! state, where the first segment was applied, is still that state.)
-//! While very many streams are held, a stream's second segment is kept
-//! beside its seed too (a pair: a SYN and its SYN-ACK), its state made on
-//! its third frame.
+//! While very many streams are held (`PAIRS_ABOVE`), a stream's second
+//! segment is kept beside its seed too (a pair: a SYN and its SYN-ACK), its
+//! state made on its third frame.
 
-use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
 use std::num::NonZeroU64;
 
+use crate::analysis::{AnalysisFlags, StreamAnalysis, expand_for_output};
 use crate::decode::{Addr, Origin, Segment, TcpFlags};
 use crate::record::{At, StreamRecord};
 use crate::stream::{Endpoint, SOCKS_PORT, SocksState, StreamId};
