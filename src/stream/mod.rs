@@ -102,7 +102,18 @@ impl Buried {
 /// the size of a [`StreamKey`]). Three 32-bit words, aligned to 4, make a
 /// live stream's bucket 24 bytes and a tombstone's 28 (two 64-bit words
 /// made them 32).
-type Packed4 = [u32; 3];
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Packed4([u32; 3]);
+
+impl std::hash::Hash for Packed4 {
+    /// Two fixed-width writes (an array would hash as a length and a byte
+    /// slice, the hasher's slow path, on every frame).
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let [lo, hi, ports] = self.0;
+        h.write_u64(u64::from(lo) << 32 | u64::from(hi));
+        h.write_u32(ports);
+    }
+}
 
 fn packed4(key: &StreamKey) -> Option<Packed4> {
     let pack = |e: Endpoint| match e.addr {
@@ -115,7 +126,7 @@ fn packed4(key: &StreamKey) -> Option<Packed4> {
 /// The key of the pair of packed endpoints `lo` <= `hi` (see [`pack4`]).
 #[inline]
 fn key4(lo: u64, hi: u64) -> Packed4 {
-    [(lo >> 16) as u32, (hi >> 16) as u32, (lo as u32) << 16 | (hi as u32 & 0xFFFF)]
+    Packed4([(lo >> 16) as u32, (hi >> 16) as u32, (lo as u32) << 16 | (hi as u32 & 0xFFFF)])
 }
 
 /// An IPv4 endpoint as one number that orders as [`Endpoint`] does.
