@@ -53,6 +53,13 @@ impl StreamState {
         }
     }
 
+    /// Whether a stream in this state may be held as its segments: not a
+    /// SOCKS stream (its tracking reads payload bytes, which a seed does
+    /// not keep), not closed (a closed stream is scheduled by its state).
+    fn compactable(&self) -> bool {
+        self.socks.is_none() && !self.record.is_closed()
+    }
+
     /// A state of no stream (for a seed missing from its arena, which the
     /// arena's bookkeeping rules out).
     fn blank() -> Self {
@@ -296,11 +303,9 @@ pub(super) enum AnySeed {
 impl AnySeed {
     /// The seed of a stream whose first segment `seg` made `applied` (a
     /// fresh state given only `seg`), or `None` when the stream should be
-    /// held in full from the start: a SOCKS stream (its tracking reads
-    /// payload bytes, which a seed does not keep) or one already closed (a
-    /// RST), which the engine schedules by its state.
+    /// held in full from the start (see [`StreamState::compactable`]).
     pub(super) fn of(applied: &StreamState, seg: &Segment, at: At, selected: bool, reused: bool) -> Option<AnySeed> {
-        if applied.socks.is_some() || applied.record.is_closed() {
+        if !applied.compactable() {
             return None;
         }
         match seg.src {
@@ -309,9 +314,10 @@ impl AnySeed {
         }
     }
 
-    /// The state the stream would have, its first segment having come at
-    /// `ts` (a pair knows its own times).
-    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+    /// The state of the stream with `summary` (a single seed's time is the
+    /// summary's; a pair knows its own times).
+    fn replay(&self, summary: &Summary) -> StreamState {
+        let (stream, ts) = (summary.stream, summary.last_ts);
         fn pair<A: SeedAddr>(first: &Seed<A>, second: &Second<A>, stream: StreamId) -> StreamState {
             let mut st = first.replay(stream, second.first_ts);
             second.seg.apply(&mut st, usize::from(second.dir), second.ts);
@@ -325,7 +331,8 @@ impl AnySeed {
         }
     }
 
-    /// When the first segment came, given the stream's latest time.
+    /// When the first segment came, given the stream's latest time (a
+    /// single seed's only frame is its latest).
     fn first_ts(&self, latest: Timestamp) -> Timestamp {
         match self {
             AnySeed::V4(_) | AnySeed::V6(_) => latest,
@@ -451,8 +458,8 @@ impl HeldStreams {
         self.held.get(slot)
     }
 
-    /// Hold a stream with a fresh state (for one claimed without a frame),
-    /// in a spare box if there is one.
+    /// Hold a stream with a fresh state (a new stream while few are held,
+    /// or one claimed without a frame), in a spare box if there is one.
     pub(super) fn insert_new(
         &mut self,
         stream: StreamId,
@@ -490,10 +497,7 @@ impl HeldStreams {
     /// is replayed for it).
     pub(super) fn base_seq(&self, slot: Slot, dir: usize) -> Option<u32> {
         let held = self.held.get(slot)?;
-        match &held.body {
-            Body::Full(st) => st.analysis.sides[dir].base_seq(),
-            _ => self.with_state(held, |st| st.analysis.sides[dir].base_seq()),
-        }
+        self.with_state(held, |st| st.analysis.sides[dir].base_seq())
     }
 
     /// Time of the first frame of `held` (`None` for a stream claimed
@@ -501,9 +505,7 @@ impl HeldStreams {
     pub(super) fn first_ts(&self, held: &Held) -> Option<Timestamp> {
         match &held.body {
             Body::Full(st) => st.record.first.map(|a| a.ts),
-            // A seed's only frame is its latest.
-            Body::Seed4(_) | Body::Seed6(_) => Some(held.summary.last_ts),
-            Body::Pair4(..) | Body::Pair6(..) => self.seeds.get(&held.body).map(|s| s.first_ts(held.summary.last_ts)),
+            _ => self.seeds.get(&held.body).map(|s| s.first_ts(held.summary.last_ts)),
         }
     }
 
@@ -512,7 +514,7 @@ impl HeldStreams {
     pub(super) fn with_state<R>(&self, held: &Held, f: impl FnOnce(&StreamState) -> R) -> R {
         match (&held.body, self.seeds.get(&held.body)) {
             (Body::Full(st), _) => f(st),
-            (_, Some(seed)) => f(&seed.replay(held.summary.stream, held.summary.last_ts)),
+            (_, Some(seed)) => f(&seed.replay(&held.summary)),
             (_, None) => f(&StreamState::blank()),
         }
     }
@@ -532,7 +534,7 @@ impl HeldStreams {
         if !matches!(held.body, Body::Full(_)) {
             let state = match (scratch, self.seeds.take(&held.body)) {
                 (Some(scratch), _) => scratch,
-                (None, Some(seed)) => boxed(spare, seed.replay(held.summary.stream, held.summary.last_ts)),
+                (None, Some(seed)) => boxed(spare, seed.replay(&held.summary)),
                 (None, None) => return None,
             };
             held.body = Body::Full(state);
@@ -553,7 +555,7 @@ impl HeldStreams {
     pub(super) fn replayed(&self, slot: Slot, spare: &mut Spare) -> Option<Box<StreamState>> {
         let held = self.held.get(slot)?;
         let seed = self.seeds.get(&held.body)?;
-        Some(boxed(spare, seed.replay(held.summary.stream, held.summary.last_ts)))
+        Some(boxed(spare, seed.replay(&held.summary)))
     }
 
     /// Keep a single seed's second segment (side `dir` sent it at `at`;
@@ -582,7 +584,7 @@ impl HeldStreams {
             Some(Second { seg: Seed::new(seg, at, selected, reused)?, dir: dir as u8, first_ts, ts: at.ts })
         }
         let Some(held) = self.held.get_mut(slot) else { return false };
-        if applied.record.is_closed() || applied.socks.is_some() {
+        if !applied.compactable() {
             return false;
         }
         let first_ts = held.summary.last_ts;
@@ -660,7 +662,7 @@ impl Owned {
     pub(super) fn into_state(self, spare: &mut Spare) -> Box<StreamState> {
         match self {
             Owned::Full(st) => st,
-            Owned::Seed(summary, seed) => boxed(spare, seed.replay(summary.stream, summary.last_ts)),
+            Owned::Seed(summary, seed) => boxed(spare, seed.replay(&summary)),
         }
     }
 }
@@ -781,7 +783,8 @@ mod tests {
                     st.on_segment(0, seg, at, selected, reused);
                     let seed = AnySeed::of(&st, seg, at, selected, reused).expect("a seed");
                     assert_eq!(matches!(seed, AnySeed::V4(_)), matches!(a.addr, Addr::V4(_)));
-                    assert_eq!(everything(&seed.replay(3, at.ts)), everything(&st), "{seg:?}");
+                    let summary = Summary { stream: 3, closed: false, last_ts: at.ts };
+                    assert_eq!(everything(&seed.replay(&summary)), everything(&st), "{seg:?}");
                 }
             }
             let rst = Segment { flags: TcpFlags(RST), ..base };

@@ -545,14 +545,13 @@ impl Engine {
         // once updated, when it is held in full.
         let (printed, full) = if placed.created && self.streams.len() >= self.seeds_above {
             let (a, b) = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
-            let fresh = StreamState::new(placed.stream, a, b, at.ts);
             // The box is made only when the last one went to a stream.
             let scratch = match self.scratch.take() {
                 Some(mut boxed) => {
-                    *boxed = fresh;
+                    *boxed = StreamState::new(placed.stream, a, b, at.ts);
                     boxed
                 }
-                None => held::boxed(&mut self.spare, fresh),
+                None => held::boxed(&mut self.spare, StreamState::new(placed.stream, a, b, at.ts)),
             };
             let printed = self.scratch.insert(scratch).on_segment(placed.dir, &seg, at, selected, placed.reused);
             self.keep_new_stream(&placed, &seg, at, selected);
