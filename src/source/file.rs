@@ -142,7 +142,11 @@ impl CaptureFile {
             return;
         }
         if self.to_consume > 0 {
-            self.reader.consume(self.to_consume);
+            // Without the shift `consume` makes once half the buffer is
+            // read (a memmove of the other half, about the whole file
+            // again over a run): `refill` shifts what is left, which is
+            // then at most one record.
+            self.reader.consume_noshift(self.to_consume);
             self.to_consume = 0;
         }
         if let Some(p) = self.meta.legacy.and_then(|legacy| legacy_record(legacy, self.reader.data())) {
@@ -174,7 +178,7 @@ impl CaptureFile {
                     self.pending = Some(p);
                     return;
                 }
-                Step::Block(size, None) => self.reader.consume(size),
+                Step::Block(size, None) => self.reader.consume_noshift(size),
                 Step::End => break,
                 Step::Refill => {
                     if self.reader.refill().is_err() {
