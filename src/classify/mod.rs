@@ -118,6 +118,39 @@ fn secs(ns: i64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)
 }
 
+/// A reason being written: text and whole numbers appended without the
+/// formatting machinery. Every flow gets a reason, and `format!` for the
+/// common ones was a quarter of the digest thread's work on a capture of
+/// short connections (BENCHMARKS.md).
+struct Sentence(String);
+
+impl Sentence {
+    fn new(text: &str) -> Self {
+        let mut s = String::with_capacity(128);
+        s.push_str(text);
+        Sentence(s)
+    }
+
+    fn text(mut self, text: &str) -> Self {
+        self.0.push_str(text);
+        self
+    }
+
+    fn num(mut self, n: u64) -> Self {
+        self.0.push_str(itoa::Buffer::new().format(n));
+        self
+    }
+
+    /// "1 byte", "2 bytes".
+    fn count(self, n: u64, one: &str, many: &str) -> Self {
+        self.num(n).text(" ").text(if n == 1 { one } else { many })
+    }
+
+    fn done(self) -> String {
+        self.0
+    }
+}
+
 fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
     let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })
@@ -255,10 +288,11 @@ pub fn classify(r: &StreamRecord, capture_end: Option<Timestamp>) -> Verdict {
             return v;
         }
         v.label = Label::Established;
-        v.reason = format!(
-            "the client completed the handshake in frame {}; no SYN-ACK retransmission or unanswered client retransmission followed",
-            ack.frame
-        ) + one_sided;
+        v.reason = Sentence::new("the client completed the handshake in frame ")
+            .num(ack.frame.get())
+            .text("; no SYN-ACK retransmission or unanswered client retransmission followed")
+            .text(one_sided)
+            .done();
         return v;
     }
 
@@ -365,7 +399,14 @@ fn server_holds(
 ) -> Option<String> {
     if ss.bytes > 0 {
         let f = ss.first_data.map_or(0, |a| a.frame.get());
-        return Some(format!("the server sent {} (first in frame {})", plural(ss.bytes, "byte", "bytes"), f));
+        return Some(
+            Sentence::new("the server sent ")
+                .count(ss.bytes, "byte", "bytes")
+                .text(" (first in frame ")
+                .num(f)
+                .text(")")
+                .done(),
+        );
     }
     if let (Some(m), Some(n)) = (ss.max_ack, client_next)
         && gt(m, n)
@@ -373,7 +414,7 @@ fn server_holds(
         return Some("the server acknowledged the client's data or FIN".to_string());
     }
     if let Some(f) = ss.fin {
-        return Some(format!("the server sent a FIN in frame {}", f.frame));
+        return Some(Sentence::new("the server sent a FIN in frame ").num(f.frame.get()).done());
     }
     if let (Some(m), Some(n)) = (cs.max_ack, server_next)
         && gt(m, n)

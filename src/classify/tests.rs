@@ -26,6 +26,33 @@ fn established_when_server_sends_data() {
     assert!(reason.contains("server sent 5 bytes"), "{reason}");
 }
 
+/// The reasons written piece by piece (`Sentence`), word for word: the
+/// server's bytes (one and many), its FIN, and a plain handshake.
+#[test]
+fn established_reasons_read_whole() {
+    let reason = |server_bytes: u32, server_fin: bool| {
+        let mut l = Ladder::new();
+        handshake(&mut l);
+        if server_bytes > 0 {
+            l.seg(S, ACK, 901, 101, server_bytes, 3.0, 1000);
+        }
+        if server_fin {
+            l.seg(S, FIN | ACK, 901 + server_bytes, 101, 0, 4.0, 1000);
+        }
+        label_of(l)
+    };
+    let established = |text: &str| (Label::Established, text.to_string());
+    assert_eq!(reason(1, false), established("the server sent 1 byte (first in frame 4)"));
+    assert_eq!(reason(1460, true), established("the server sent 1460 bytes (first in frame 4)"));
+    assert_eq!(reason(0, true), established("the server sent a FIN in frame 4"));
+    assert_eq!(
+        reason(0, false),
+        established(
+            "the client completed the handshake in frame 3; no SYN-ACK retransmission or unanswered client retransmission followed"
+        )
+    );
+}
+
 #[test]
 fn client_thinks_connected_when_syn_ack_repeats_after_ack() {
     let mut l = Ladder::new();
