@@ -278,17 +278,111 @@ impl<A: SeedAddr> Seed<A> {
 
 /// A seeded stream's second segment, kept with its seed while many streams
 /// are held (see [`super::PAIRS_ABOVE`]): a flood the server answers (SYN,
-/// SYN-ACK) is then held as two segments, not as a state.
+/// SYN-ACK) is then held as two segments, not as a state. Only what the
+/// seed does not tell: the addresses and ports are the seed's (swapped when
+/// side 1 sent it), and its time is the stream's latest (a second segment
+/// timed before the first is not kept). 40 bytes, either family.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Second<A> {
-    seg: Seed<A>,
-    /// The side that sent it.
-    dir: u8,
-    /// When the first segment came (the stream's summary has the latest
-    /// time of the two).
+pub(super) struct Second {
+    frame: NonZeroU64,
+    /// When the first segment came (the stream's summary has this one's
+    /// time, the later of the two).
     first_ts: Timestamp,
-    /// When this one came.
-    ts: Timestamp,
+    seq: u32,
+    ack: u32,
+    /// `Segment::payload_len`, when [`Second::HAS_PAYLOAD_LEN`] is set.
+    payload_len: u32,
+    flags: TcpFlags,
+    window: u16,
+    header_len: u8,
+    wscale: Option<u8>,
+    origin: Origin,
+    /// The side that sent it, and the segment's yes-or-no fields.
+    bits: u8,
+}
+
+impl Second {
+    const SIDE_1: u8 = 1;
+    const HAS_PAYLOAD_LEN: u8 = 2;
+    const OPTIONS_COMPLETE: u8 = 4;
+    const SELECTED: u8 = 8;
+    const REUSED: u8 = 16;
+
+    /// `seg`, sent by side `dir` of the stream seeded with `first` (which
+    /// came at `first_ts`), if it can be kept this way: its endpoints are
+    /// the seed's and it is not timed before the first segment.
+    fn new<A: SeedAddr + PartialEq>(
+        first: &Seed<A>,
+        first_ts: Timestamp,
+        seg: &Segment,
+        at: At,
+        dir: usize,
+        selected: bool,
+        reused: bool,
+    ) -> Option<Self> {
+        let keep = Second {
+            frame: at.frame,
+            first_ts,
+            seq: seg.seq,
+            ack: seg.ack,
+            payload_len: seg.payload_len.unwrap_or(0),
+            flags: seg.flags,
+            window: seg.window,
+            header_len: seg.header_len,
+            wscale: seg.wscale,
+            origin: seg.origin,
+            bits: [
+                (dir == 1, Self::SIDE_1),
+                (seg.payload_len.is_some(), Self::HAS_PAYLOAD_LEN),
+                (seg.options_complete, Self::OPTIONS_COMPLETE),
+                (selected, Self::SELECTED),
+                (reused, Self::REUSED),
+            ]
+            .iter()
+            .fold(0, |bits, &(on, bit)| if on { bits | bit } else { bits }),
+        };
+        let (src, dst) = keep.endpoints(first);
+        let same =
+            (A::pick(seg.src), seg.sport, A::pick(seg.dst), seg.dport) == (Some(src.0), src.1, Some(dst.0), dst.1);
+        (same && dir < 2 && at.ts >= first_ts).then_some(keep)
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.bits & bit != 0
+    }
+
+    fn dir(&self) -> usize {
+        usize::from(self.has(Self::SIDE_1))
+    }
+
+    /// (address, port) of its sender and of its receiver.
+    fn endpoints<A: SeedAddr>(&self, first: &Seed<A>) -> ((A, u16), (A, u16)) {
+        let (a, b) = ((first.src, first.sport), (first.dst, first.dport));
+        if self.has(Self::SIDE_1) { (b, a) } else { (a, b) }
+    }
+
+    /// Apply it, as the stream seeded with `first` had it at `ts`, to `st`.
+    fn apply<A: SeedAddr>(&self, first: &Seed<A>, st: &mut StreamState, ts: Timestamp) {
+        let ((src, sport), (dst, dport)) = self.endpoints(first);
+        let seg = Segment {
+            src: src.addr(),
+            dst: dst.addr(),
+            sport,
+            dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            header_len: self.header_len,
+            payload_len: self.has(Self::HAS_PAYLOAD_LEN).then_some(self.payload_len),
+            payload_offset: None,
+            wscale: self.wscale,
+            options_complete: self.has(Self::OPTIONS_COMPLETE),
+            origin: self.origin,
+        };
+        let at = At { frame: self.frame, ts };
+        st.on_segment(self.dir(), &seg, at, self.has(Self::SELECTED), self.has(Self::REUSED));
+    }
 }
 
 /// A seed of either family, alone or with the stream's second segment.
@@ -296,8 +390,8 @@ pub(super) struct Second<A> {
 pub(super) enum AnySeed {
     V4(Seed<[u8; 4]>),
     V6(Seed<[u8; 16]>),
-    Pair4(Seed<[u8; 4]>, Second<[u8; 4]>),
-    Pair6(Seed<[u8; 16]>, Second<[u8; 16]>),
+    Pair4(Seed<[u8; 4]>, Second),
+    Pair6(Seed<[u8; 16]>, Second),
 }
 
 impl AnySeed {
@@ -318,16 +412,16 @@ impl AnySeed {
     /// summary's; a pair knows its own times).
     fn replay(&self, summary: &Summary) -> StreamState {
         let (stream, ts) = (summary.stream, summary.last_ts);
-        fn pair<A: SeedAddr>(first: &Seed<A>, second: &Second<A>, stream: StreamId) -> StreamState {
+        fn pair<A: SeedAddr>(first: &Seed<A>, second: &Second, stream: StreamId, ts: Timestamp) -> StreamState {
             let mut st = first.replay(stream, second.first_ts);
-            second.seg.apply(&mut st, usize::from(second.dir), second.ts);
+            second.apply(first, &mut st, ts);
             st
         }
         match self {
             AnySeed::V4(s) => s.replay(stream, ts),
             AnySeed::V6(s) => s.replay(stream, ts),
-            AnySeed::Pair4(a, b) => pair(a, b, stream),
-            AnySeed::Pair6(a, b) => pair(a, b, stream),
+            AnySeed::Pair4(a, b) => pair(a, b, stream, ts),
+            AnySeed::Pair6(a, b) => pair(a, b, stream, ts),
         }
     }
 
@@ -366,7 +460,7 @@ enum Body {
     /// The same in [`Seeds::v6`].
     Seed6(Slot),
     /// Two segments: the seed's slot and the second's in
-    /// [`Seeds::v4_second`].
+    /// [`Seeds::seconds`].
     Pair4(Slot, Slot),
     /// The same for IPv6.
     Pair6(Slot, Slot),
@@ -403,8 +497,7 @@ pub(super) struct HeldStreams {
 struct Seeds {
     v4: Slots<Seed<[u8; 4]>>,
     v6: Slots<Seed<[u8; 16]>>,
-    v4_second: Slots<Second<[u8; 4]>>,
-    v6_second: Slots<Second<[u8; 16]>>,
+    seconds: Slots<Second>,
 }
 
 impl Seeds {
@@ -413,8 +506,8 @@ impl Seeds {
         match seed {
             AnySeed::V4(s) => Body::Seed4(self.v4.insert(s)),
             AnySeed::V6(s) => Body::Seed6(self.v6.insert(s)),
-            AnySeed::Pair4(a, b) => Body::Pair4(self.v4.insert(a), self.v4_second.insert(b)),
-            AnySeed::Pair6(a, b) => Body::Pair6(self.v6.insert(a), self.v6_second.insert(b)),
+            AnySeed::Pair4(a, b) => Body::Pair4(self.v4.insert(a), self.seconds.insert(b)),
+            AnySeed::Pair6(a, b) => Body::Pair6(self.v6.insert(a), self.seconds.insert(b)),
         }
     }
 
@@ -423,8 +516,8 @@ impl Seeds {
         Some(match *body {
             Body::Seed4(at) => AnySeed::V4(*self.v4.get(at)?),
             Body::Seed6(at) => AnySeed::V6(*self.v6.get(at)?),
-            Body::Pair4(a, b) => AnySeed::Pair4(*self.v4.get(a)?, *self.v4_second.get(b)?),
-            Body::Pair6(a, b) => AnySeed::Pair6(*self.v6.get(a)?, *self.v6_second.get(b)?),
+            Body::Pair4(a, b) => AnySeed::Pair4(*self.v4.get(a)?, *self.seconds.get(b)?),
+            Body::Pair6(a, b) => AnySeed::Pair6(*self.v6.get(a)?, *self.seconds.get(b)?),
             Body::Full(_) => return None,
         })
     }
@@ -434,8 +527,8 @@ impl Seeds {
         match *body {
             Body::Seed4(at) => self.v4.remove(at).map(AnySeed::V4),
             Body::Seed6(at) => self.v6.remove(at).map(AnySeed::V6),
-            Body::Pair4(a, b) => Some(AnySeed::Pair4(self.v4.remove(a)?, self.v4_second.remove(b)?)),
-            Body::Pair6(a, b) => Some(AnySeed::Pair6(self.v6.remove(a)?, self.v6_second.remove(b)?)),
+            Body::Pair4(a, b) => Some(AnySeed::Pair4(self.v4.remove(a)?, self.seconds.remove(b)?)),
+            Body::Pair6(a, b) => Some(AnySeed::Pair6(self.v6.remove(a)?, self.seconds.remove(b)?)),
             Body::Full(_) => None,
         }
     }
@@ -573,30 +666,25 @@ impl HeldStreams {
         selected: bool,
         reused: bool,
     ) -> bool {
-        fn second<A: SeedAddr>(
-            seg: &Segment,
-            at: At,
-            selected: bool,
-            reused: bool,
-            dir: usize,
-            first_ts: Timestamp,
-        ) -> Option<Second<A>> {
-            Some(Second { seg: Seed::new(seg, at, selected, reused)?, dir: dir as u8, first_ts, ts: at.ts })
-        }
         let Some(held) = self.held.get_mut(slot) else { return false };
         if !applied.compactable() {
             return false;
         }
         let first_ts = held.summary.last_ts;
+        let seeds = &mut self.seeds;
+        let second = match held.body {
+            Body::Seed4(a) => {
+                seeds.v4.get(a).and_then(|first| Second::new(first, first_ts, seg, at, dir, selected, reused))
+            }
+            Body::Seed6(a) => {
+                seeds.v6.get(a).and_then(|first| Second::new(first, first_ts, seg, at, dir, selected, reused))
+            }
+            _ => None,
+        };
+        let Some(second) = second else { return false };
         let body = match held.body {
-            Body::Seed4(a) => match second(seg, at, selected, reused, dir, first_ts) {
-                Some(b) => Body::Pair4(a, self.seeds.v4_second.insert(b)),
-                None => return false,
-            },
-            Body::Seed6(a) => match second(seg, at, selected, reused, dir, first_ts) {
-                Some(b) => Body::Pair6(a, self.seeds.v6_second.insert(b)),
-                None => return false,
-            },
+            Body::Seed4(a) => Body::Pair4(a, seeds.seconds.insert(second)),
+            Body::Seed6(a) => Body::Pair6(a, seeds.seconds.insert(second)),
             _ => return false,
         };
         held.body = body;
@@ -699,12 +787,13 @@ mod tests {
         use std::mem::size_of;
         assert_eq!(size_of::<Held>(), 32);
         assert_eq!((size_of::<Seed<[u8; 4]>>(), size_of::<Seed<[u8; 16]>>()), (48, 72));
+        assert_eq!(size_of::<Second>(), 40);
         assert_eq!(size_of::<StreamState>(), 768);
     }
 
     /// A pair (a seed and the stream's second segment, from either side)
     /// replays to the state both segments made; a second segment that
-    /// closes the stream is not kept.
+    /// closes the stream, or is timed before the first, is not kept.
     #[test]
     fn a_pair_replays_to_the_state_its_segments_made() {
         for (a, b) in client_and_server() {
@@ -714,10 +803,11 @@ mod tests {
             let cases = [
                 (syn, 1, Segment { flags: TcpFlags(SA), wscale: Some(2), ..s2c }, true),
                 (syn, 0, syn, true),
+                (syn, 1, Segment { flags: TcpFlags(SA), options_complete: false, ..s2c }, true),
                 (syn, 1, Segment { flags: TcpFlags(RST | ACK), ..s2c }, false),
                 (
                     syn,
-                    1,
+                    0,
                     Segment {
                         flags: TcpFlags(SYN),
                         payload_len: None,
@@ -726,6 +816,9 @@ mod tests {
                     },
                     true,
                 ),
+                // Said to come from side 1 but sent by side 0's endpoint:
+                // the pair would replay it from the other endpoint.
+                (syn, 1, Segment { flags: TcpFlags(ACK), ..c2s }, false),
                 (
                     Segment { flags: TcpFlags(ACK), payload_len: Some(10), ..c2s },
                     1,
@@ -733,16 +826,21 @@ mod tests {
                     true,
                 ),
             ];
-            // The second segment later than the first, and (reordered) earlier.
-            for ((first, dir, second, kept), t2) in cases.into_iter().flat_map(|c| [(c, 1_100), (c, 900)]) {
+            // The second segment later than the first, and (reordered)
+            // earlier; it alone selected, or it alone on reused ports.
+            let variants = [(1_100, true, false), (1_100, false, true), (900, false, true)];
+            for ((first, dir, second, kept), (t2, selected, reused)) in
+                cases.into_iter().flat_map(|c| variants.map(|v| (c, v)))
+            {
                 let (at1, at2) = (At::new(7, Timestamp(1_000)), At::new(9, Timestamp(t2)));
                 let mut st = StreamState::new(5, a, b, at1.ts);
-                st.on_segment(0, &first, at1, true, false);
-                let seed = AnySeed::of(&st, &first, at1, true, false).expect("a seed");
+                st.on_segment(0, &first, at1, false, false);
+                let seed = AnySeed::of(&st, &first, at1, false, false).expect("a seed");
                 let mut streams = HeldStreams::default();
                 let slot = streams.insert_seed(5, seed, at1.ts);
-                st.on_segment(dir, &second, at2, false, true);
-                assert_eq!(streams.pair(slot, &st, dir, &second, at2, false, true), kept, "{second:?}");
+                st.on_segment(dir, &second, at2, selected, reused);
+                let kept = kept && at2.ts >= at1.ts;
+                assert_eq!(streams.pair(slot, &st, dir, &second, at2, selected, reused), kept, "{second:?}");
                 if kept {
                     let replayed = streams.replayed(slot, &mut Vec::new()).expect("a state");
                     assert_eq!(everything(&replayed), everything(&st), "{second:?}");
