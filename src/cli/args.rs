@@ -105,10 +105,15 @@ pub struct Args {
     #[arg(long, value_name = "LABEL", value_delimiter = ',', value_parser = parse_label)]
     pub label: Vec<flowclass::classify::Label>,
 
-    /// Streams held in memory at once; beyond, the ones due soonest are
-    /// reported early (closed ones first, then for files the oldest open
-    /// ones; counted in `summary.finished_early`).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(usize))]
+    /// Streams held in memory at once (at most 2^30); beyond, the ones due
+    /// soonest are reported early (closed ones first, then for files the
+    /// oldest open ones; counted in `summary.finished_early`).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=flowclass::engine::MAX_FLOWS as u64)
+    )]
     pub max_flows: usize,
 
     /// Colour labels in the table.

@@ -74,7 +74,7 @@ pub struct Config {
     pub orderly_close_linger: Duration,
     /// Quiet time after which any stream is finished.
     pub idle_timeout: Duration,
-    /// Streams held at most.
+    /// Streams held at most (up to [`MAX_FLOWS`]).
     pub max_flows: usize,
     /// Finished streams remembered for numbering stragglers.
     pub max_tombstones: usize,
@@ -156,6 +156,11 @@ pub const ORDERLY_CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// (callgrind), main.pcap peaked at 26 MB instead of 33, the 1M flood at
 /// 189 MB instead of 194. Tests compare both ways with full states.
 pub(super) const SEEDS_ABOVE: usize = 16_384;
+
+/// The most streams an engine holds, whatever [`Config::max_flows`] says:
+/// slot numbers stay below [`crate::stream::MAX_SLOT`] (a billion held
+/// streams would take hundreds of gigabytes anyway).
+pub const MAX_FLOWS: usize = 1 << 30;
 
 /// Streams held beyond which a stream of two segments is held as those
 /// segments rather than as a state: a flood the server answers (SYN,
@@ -280,6 +285,7 @@ impl Engine {
 
     /// A fresh engine.
     pub fn with_config(config: Config) -> Self {
+        let config = Config { max_flows: config.max_flows.min(MAX_FLOWS), ..config };
         Engine {
             config,
             decoder: Decoder::new(),

@@ -140,57 +140,86 @@ fn pack4(addr: [u8; 4], port: u16) -> u64 {
 /// for the live streams, half the size for the tombstones, fewer
 /// cache lines per lookup and a shorter key to hash. Randomly seeded fast
 /// hash: live traffic chooses the keys.
+///
+/// The IPv4 pairs are spread over [`SHARDS`] maps by a mix of the key's
+/// words. A map grows by moving into one twice its size, so while it grows
+/// both are in memory: one map of a million streams would briefly need
+/// about 80 MB for 50 MB of buckets; a shard's growth adds a sixteenth.
+/// (Keys crowded into one shard cost what one map would; each shard is
+/// still a randomly seeded map.)
 struct PairMap<V> {
-    v4: HashMap<Packed4, V, foldhash::fast::RandomState>,
+    v4: Box<[HashMap<Packed4, V, foldhash::fast::RandomState>; SHARDS]>,
     v6: HashMap<StreamKey, V, foldhash::fast::RandomState>,
+}
+
+/// IPv4 maps in a [`PairMap`].
+const SHARDS: usize = 16;
+
+impl Packed4 {
+    /// Its shard in a [`PairMap`]: the high bits of a multiplicative mix
+    /// of its words (a few instructions, on every frame).
+    #[inline]
+    fn shard(&self) -> usize {
+        let [a, b, ports] = self.0;
+        let mixed = (a ^ b.rotate_left(16) ^ ports).wrapping_mul(0x9E37_79B1);
+        (mixed >> (32 - SHARDS.trailing_zeros())) as usize
+    }
 }
 
 impl<V> Default for PairMap<V> {
     fn default() -> Self {
-        PairMap { v4: HashMap::default(), v6: HashMap::default() }
+        PairMap { v4: Box::new(std::array::from_fn(|_| HashMap::default())), v6: HashMap::default() }
     }
 }
 
 impl<V> PairMap<V> {
+    /// The value of an IPv4 pair's packed key.
+    #[inline]
+    fn get4(&self, p: &Packed4) -> Option<&V> {
+        self.v4[p.shard()].get(p)
+    }
+
     #[inline]
     fn get(&self, key: &StreamKey) -> Option<&V> {
         match packed4(key) {
-            Some(p) => self.v4.get(&p),
+            Some(p) => self.get4(&p),
             None => self.v6.get(key),
         }
     }
 
     fn get_mut(&mut self, key: &StreamKey) -> Option<&mut V> {
         match packed4(key) {
-            Some(p) => self.v4.get_mut(&p),
+            Some(p) => self.v4[p.shard()].get_mut(&p),
             None => self.v6.get_mut(key),
         }
     }
 
     fn insert(&mut self, key: StreamKey, v: V) {
         match packed4(&key) {
-            Some(p) => self.v4.insert(p, v),
+            Some(p) => self.v4[p.shard()].insert(p, v),
             None => self.v6.insert(key, v),
         };
     }
 
     fn remove(&mut self, key: &StreamKey) {
         match packed4(key) {
-            Some(p) => self.v4.remove(&p),
+            Some(p) => self.v4[p.shard()].remove(&p),
             None => self.v6.remove(key),
         };
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.iter().map(HashMap::len).sum::<usize>() + self.v6.len()
     }
 
     fn values(&self) -> impl Iterator<Item = &V> {
-        self.v4.values().chain(self.v6.values())
+        self.v4.iter().flat_map(HashMap::values).chain(self.v6.values())
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
-        self.v4.retain(|_, v| keep(v));
+        for shard in self.v4.iter_mut() {
+            shard.retain(|_, v| keep(v));
+        }
         self.v6.retain(|_, v| keep(v));
     }
 }
@@ -302,14 +331,35 @@ impl Graveyard {
 #[derive(Clone, Copy, Debug)]
 struct Live {
     stream: StreamId,
-    /// The first sender is the key's higher endpoint.
-    a_is_hi: bool,
-    slot: u32,
+    /// The caller's slot for the stream's state, and in the top bit
+    /// whether the first sender is the key's higher endpoint (8 bytes, not
+    /// 12: a live IPv4 stream's bucket is 20 bytes).
+    slot_side: u32,
 }
 
+/// Slots a [`StreamTable`] can keep: below 2^31 (the engine holds at most
+/// [`crate::engine::MAX_FLOWS`] streams).
+pub const MAX_SLOT: u32 = (1 << 31) - 1;
+
 impl Live {
+    const A_IS_HI: u32 = 1 << 31;
+
+    fn new(stream: StreamId, slot: u32, a_is_hi: bool) -> Self {
+        debug_assert!(slot <= MAX_SLOT);
+        Live { stream, slot_side: (slot & MAX_SLOT) | if a_is_hi { Self::A_IS_HI } else { 0 } }
+    }
+
+    fn slot(&self) -> u32 {
+        self.slot_side & MAX_SLOT
+    }
+
+    /// The first sender is the key's higher endpoint.
+    fn a_is_hi(&self) -> bool {
+        self.slot_side & Self::A_IS_HI != 0
+    }
+
     fn side_a(&self, key: &StreamKey) -> Endpoint {
-        if self.a_is_hi { key.hi() } else { key.lo() }
+        if self.a_is_hi() { key.hi() } else { key.lo() }
     }
 }
 
@@ -356,7 +406,7 @@ impl StreamTable {
     fn create(&mut self, key: StreamKey, side_a: Endpoint, reused: bool, slot: u32) -> Placement {
         let id = self.next_index;
         self.next_index += 1;
-        self.current.insert(key, Live { stream: id, a_is_hi: side_a != key.lo(), slot });
+        self.current.insert(key, Live::new(id, slot, side_a != key.lo()));
         Placement { stream: id, dir: 0, created: true, reused, late: false, slot }
     }
 
@@ -429,9 +479,9 @@ impl StreamTable {
         if let (Addr::V4(s), Addr::V4(d)) = (seg.src, seg.dst) {
             let (ps, pd) = (pack4(s, seg.sport), pack4(d, seg.dport));
             let (lo, hi) = if ps <= pd { (ps, pd) } else { (pd, ps) };
-            if let Some(&live) = self.current.v4.get(&key4(lo, hi)) {
-                let Live { stream, slot, a_is_hi } = live;
-                let dir = usize::from(if a_is_hi { hi } else { lo } != ps);
+            if let Some(&live) = self.current.get4(&key4(lo, hi)) {
+                let (stream, slot) = (live.stream, live.slot());
+                let dir = usize::from(if live.a_is_hi() { hi } else { lo } != ps);
                 if seg.flags.is_pure_syn() && splits(sender_base_seq(slot, dir)) {
                     let src = Endpoint { addr: seg.src, port: seg.sport };
                     let key = StreamKey::new(src, Endpoint { addr: seg.dst, port: seg.dport });
@@ -444,7 +494,7 @@ impl StreamTable {
         let dst = Endpoint { addr: seg.dst, port: seg.dport };
         let key = StreamKey::new(src, dst);
         if let Some(&live) = self.current.get(&key) {
-            let Live { stream, slot, .. } = live;
+            let (stream, slot) = (live.stream, live.slot());
             let dir = usize::from(live.side_a(&key) != src);
             if seg.flags.is_pure_syn() && splits(sender_base_seq(slot, dir)) {
                 return self.create(key, src, true, new_slot);
@@ -574,12 +624,58 @@ mod tests {
         Timestamp(s * 1_000_000_000)
     }
 
+    /// IPv4 pairs spread over the shards (loopback-like pairs that differ
+    /// only in the client port, and pairs of varied addresses), and the map
+    /// behaves as one map across them.
+    #[test]
+    fn a_pair_map_spreads_ipv4_pairs_and_acts_as_one_map() {
+        let loopback = |i: u32| StreamKey::new(v4(1, 80), v4(1, 32768 + i as u16));
+        let varied = |i: u32| {
+            StreamKey::new(
+                Endpoint { addr: Addr::V4(i.wrapping_mul(2_654_435_761).to_be_bytes()), port: 443 },
+                v4(9, 50000),
+            )
+        };
+        for key_of in [&loopback as &dyn Fn(u32) -> StreamKey, &varied] {
+            let mut m = PairMap::default();
+            let n = 16_000u32;
+            for i in 0..n {
+                m.insert(key_of(i), i);
+            }
+            m.insert(StreamKey::new(v6(1, 1), v6(2, 2)), n);
+            let sizes: Vec<usize> = m.v4.iter().map(HashMap::len).collect();
+            assert!(sizes.iter().all(|&s| s > n as usize / 32 && s < n as usize / 8), "{sizes:?}");
+            assert_eq!(m.len(), n as usize + 1);
+            assert!((0..n).all(|i| m.get(&key_of(i)) == Some(&i)));
+            m.remove(&key_of(5));
+            *m.get_mut(&key_of(6)).expect("present") = 0;
+            m.retain(|&v| v % 2 == 0);
+            assert_eq!(m.get(&key_of(5)), None);
+            assert_eq!(m.get(&key_of(6)), Some(&0));
+            assert_eq!(m.values().count(), n as usize / 2 + 1);
+        }
+    }
+
+    /// A live stream's slot and first sender share a word: both come back
+    /// whole, up to the largest slot.
+    #[test]
+    fn a_live_stream_keeps_its_slot_and_first_sender() {
+        let key = StreamKey::new(v4(1, 80), v4(2, 40000));
+        for slot in [0, 1, 12_345, MAX_SLOT] {
+            for a_is_hi in [false, true] {
+                let live = Live::new(7, slot, a_is_hi);
+                assert_eq!((live.stream, live.slot(), live.a_is_hi()), (7, slot, a_is_hi));
+                assert_eq!(live.side_a(&key), if a_is_hi { key.hi() } else { key.lo() });
+            }
+        }
+    }
+
     #[test]
     fn a_tombstone_is_16_bytes() {
         assert_eq!(std::mem::size_of::<Buried>(), 16);
         // With its key, in the hash table (see `Packed4`).
         assert_eq!(std::mem::size_of::<(Packed4, Buried)>(), 28);
-        assert_eq!(std::mem::size_of::<(Packed4, Live)>(), 24);
+        assert_eq!(std::mem::size_of::<(Packed4, Live)>(), 20);
     }
 
     /// A closed stream's tombstone lives 4 to 6 minutes after its burial
