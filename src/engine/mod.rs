@@ -164,12 +164,15 @@ pub const MAX_FLOWS: usize = 1 << 30;
 
 /// Streams held beyond which a stream of two segments is held as those
 /// segments rather than as a state: a flood the server answers (SYN,
-/// SYN-ACK) then holds ~290 bytes a flow instead of ~870. Below it, a
+/// SYN-ACK) then holds ~190 bytes a flow instead of ~870. Below it, a
 /// stream gets its state on its second frame: its third would otherwise
 /// replay both segments whenever another stream was created in between,
 /// which ordinary traffic does often (loopback.pcap with pairs from the
-/// first stream on: ~5% slower).
-pub(super) const PAIRS_ABOVE: usize = 65_536;
+/// first stream on: ~5% slower). The same count as [`SEEDS_ABOVE`]: at
+/// 65,536, the ~49,000 seeds between the two got full states on their
+/// second frame, 38 MB of the 1M-flow answered flood's 219 MB; main.pcap
+/// (18,863 streams held at most) costs 1% more instructions.
+pub(super) const PAIRS_ABOVE: usize = 16_384;
 
 /// Boxes of finished streams kept for new ones, at most (see
 /// [`Engine::recycle`]).
