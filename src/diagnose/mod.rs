@@ -545,6 +545,11 @@ fn question_of(x: &FlowFacts) -> Option<Timestamp> {
 }
 
 fn keep_smallest<V>(m: &mut BTreeMap<u32, V>, k: u32, v: V) {
+    // Streams are mostly reported in index order: once the map is full, a
+    // larger key than all would go in only to be taken out again.
+    if m.len() >= EVIDENCE_MAX && m.last_key_value().is_some_and(|(&last, _)| k > last) {
+        return;
+    }
     m.insert(k, v);
     if m.len() > EVIDENCE_MAX {
         m.pop_last();
