@@ -100,7 +100,7 @@ impl Buried {
 /// An all-IPv4 endpoint pair packed into 12 bytes: the lower endpoint's
 /// address, the higher's, then both ports (most tombstones, at a third of
 /// the size of a [`StreamKey`]). Three 32-bit words, aligned to 4, make a
-/// live stream's bucket 24 bytes and a tombstone's 28 (two 64-bit words
+/// live stream's bucket 20 bytes and a tombstone's 28 (two 64-bit words
 /// made them 32).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Packed4([u32; 3]);
@@ -136,7 +136,7 @@ fn pack4(addr: [u8; 4], port: u16) -> u64 {
 }
 
 /// A map keyed by endpoint pair that stores IPv4 pairs, nearly all of
-/// them, under the 12-byte packed key: buckets of 24 bytes instead of 56
+/// them, under the 12-byte packed key: buckets of 20 bytes instead of 56
 /// for the live streams, half the size for the tombstones, fewer
 /// cache lines per lookup and a shorter key to hash. Randomly seeded fast
 /// hash: live traffic chooses the keys.
