@@ -187,142 +187,46 @@ impl SeedAddr for [u8; 16] {
     }
 }
 
-/// A stream's first segment, kept in place of its state until a second
-/// frame comes: what [`StreamState::on_segment`] was given for it, but
-/// its time (the stream's summary has it) and where its payload lies in
-/// the frame (only SOCKS streams read payload, and they are not seeds).
-/// Side 0 sent it (a stream's sides are named by its first segment).
-/// 48 bytes for IPv4, 72 for IPv6.
+/// What a kept segment (a [`Seed`] or a [`Second`]) holds besides its
+/// endpoints and times: the header fields [`StreamState::on_segment`]
+/// reads, its frame, and in one byte its sender's side and the segment's
+/// yes-or-no facts. Not where its payload lies in the frame: only SOCKS
+/// streams read payload, and they are not kept as segments. 32 bytes.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Seed<A> {
+struct Kept {
     frame: NonZeroU64,
     seq: u32,
     ack: u32,
-    /// `Segment::payload_len`, when `has_payload_len`.
-    payload_len: u32,
-    src: A,
-    dst: A,
-    sport: u16,
-    dport: u16,
-    flags: TcpFlags,
-    window: u16,
-    header_len: u8,
-    wscale: Option<u8>,
-    origin: Origin,
-    has_payload_len: bool,
-    options_complete: bool,
-    selected: bool,
-    reused: bool,
-}
-
-impl<A: SeedAddr> Seed<A> {
-    /// `seg` as a seed, if its addresses are of this family.
-    fn new(seg: &Segment, at: At, selected: bool, reused: bool) -> Option<Self> {
-        Some(Seed {
-            frame: at.frame,
-            seq: seg.seq,
-            ack: seg.ack,
-            payload_len: seg.payload_len.unwrap_or(0),
-            src: A::pick(seg.src)?,
-            dst: A::pick(seg.dst)?,
-            sport: seg.sport,
-            dport: seg.dport,
-            flags: seg.flags,
-            window: seg.window,
-            header_len: seg.header_len,
-            wscale: seg.wscale,
-            origin: seg.origin,
-            has_payload_len: seg.payload_len.is_some(),
-            options_complete: seg.options_complete,
-            selected,
-            reused,
-        })
-    }
-
-    /// The segment again.
-    fn segment(&self) -> Segment {
-        Segment {
-            src: self.src.addr(),
-            dst: self.dst.addr(),
-            sport: self.sport,
-            dport: self.dport,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            header_len: self.header_len,
-            payload_len: self.has_payload_len.then_some(self.payload_len),
-            payload_offset: None,
-            wscale: self.wscale,
-            options_complete: self.options_complete,
-            origin: self.origin,
-        }
-    }
-
-    /// Apply the segment, sent by side `dir` at `ts`, to `st`.
-    fn apply(&self, st: &mut StreamState, dir: usize, ts: Timestamp) {
-        st.on_segment(dir, &self.segment(), At { frame: self.frame, ts }, self.selected, self.reused);
-    }
-
-    /// The state the stream would have: a fresh one given the segment,
-    /// which came at `ts`, again.
-    #[inline(never)]
-    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
-        let a = Endpoint { addr: self.src.addr(), port: self.sport };
-        let b = Endpoint { addr: self.dst.addr(), port: self.dport };
-        let mut st = StreamState::new(stream, a, b, ts);
-        self.apply(&mut st, 0, ts);
-        st
-    }
-}
-
-/// A seeded stream's second segment, kept with its seed while many streams
-/// are held (see [`super::PAIRS_ABOVE`]): a flood the server answers (SYN,
-/// SYN-ACK) is then held as two segments, not as a state. Only what the
-/// seed does not tell: the addresses and ports are the seed's (swapped when
-/// side 1 sent it), and its time is the stream's latest (a second segment
-/// timed before the first is not kept). 40 bytes, either family.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Second {
-    frame: NonZeroU64,
-    /// When the first segment came (the stream's summary has this one's
-    /// time, the later of the two).
-    first_ts: Timestamp,
-    seq: u32,
-    ack: u32,
-    /// `Segment::payload_len`, when [`Second::HAS_PAYLOAD_LEN`] is set.
+    /// `Segment::payload_len`, when [`Kept::HAS_PAYLOAD_LEN`] is set.
     payload_len: u32,
     flags: TcpFlags,
     window: u16,
     header_len: u8,
     wscale: Option<u8>,
     origin: Origin,
-    /// The side that sent it, and the segment's yes-or-no fields.
     bits: u8,
 }
 
-impl Second {
+impl Kept {
     const SIDE_1: u8 = 1;
     const HAS_PAYLOAD_LEN: u8 = 2;
     const OPTIONS_COMPLETE: u8 = 4;
     const SELECTED: u8 = 8;
     const REUSED: u8 = 16;
 
-    /// `seg`, sent by side `dir` of the stream seeded with `first` (which
-    /// came at `first_ts`), if it can be kept this way: its endpoints are
-    /// the seed's and it is not timed before the first segment.
-    fn new<A: SeedAddr + PartialEq>(
-        first: &Seed<A>,
-        first_ts: Timestamp,
-        seg: &Segment,
-        at: At,
-        dir: usize,
-        selected: bool,
-        reused: bool,
-    ) -> Option<Self> {
-        let keep = Second {
+    /// `seg`, sent by side `dir` in frame `at.frame`.
+    fn new(seg: &Segment, at: At, dir: usize, selected: bool, reused: bool) -> Self {
+        let bits = [
+            (dir == 1, Self::SIDE_1),
+            (seg.payload_len.is_some(), Self::HAS_PAYLOAD_LEN),
+            (seg.options_complete, Self::OPTIONS_COMPLETE),
+            (selected, Self::SELECTED),
+            (reused, Self::REUSED),
+        ]
+        .iter()
+        .fold(0, |bits, &(on, bit)| if on { bits | bit } else { bits });
+        Kept {
             frame: at.frame,
-            first_ts,
             seq: seg.seq,
             ack: seg.ack,
             payload_len: seg.payload_len.unwrap_or(0),
@@ -331,44 +235,26 @@ impl Second {
             header_len: seg.header_len,
             wscale: seg.wscale,
             origin: seg.origin,
-            bits: [
-                (dir == 1, Self::SIDE_1),
-                (seg.payload_len.is_some(), Self::HAS_PAYLOAD_LEN),
-                (seg.options_complete, Self::OPTIONS_COMPLETE),
-                (selected, Self::SELECTED),
-                (reused, Self::REUSED),
-            ]
-            .iter()
-            .fold(0, |bits, &(on, bit)| if on { bits | bit } else { bits }),
-        };
-        let (src, dst) = keep.endpoints(first);
-        let same =
-            (A::pick(seg.src), seg.sport, A::pick(seg.dst), seg.dport) == (Some(src.0), src.1, Some(dst.0), dst.1);
-        (same && dir < 2 && at.ts >= first_ts).then_some(keep)
+            bits,
+        }
     }
 
     fn has(&self, bit: u8) -> bool {
         self.bits & bit != 0
     }
 
+    /// The side that sent it.
     fn dir(&self) -> usize {
         usize::from(self.has(Self::SIDE_1))
     }
 
-    /// (address, port) of its sender and of its receiver.
-    fn endpoints<A: SeedAddr>(&self, first: &Seed<A>) -> ((A, u16), (A, u16)) {
-        let (a, b) = ((first.src, first.sport), (first.dst, first.dport));
-        if self.has(Self::SIDE_1) { (b, a) } else { (a, b) }
-    }
-
-    /// Apply it, as the stream seeded with `first` had it at `ts`, to `st`.
-    fn apply<A: SeedAddr>(&self, first: &Seed<A>, st: &mut StreamState, ts: Timestamp) {
-        let ((src, sport), (dst, dport)) = self.endpoints(first);
+    /// Apply it to `st`, as sent from `src` to `dst` at `ts`.
+    fn apply(&self, st: &mut StreamState, src: Endpoint, dst: Endpoint, ts: Timestamp) {
         let seg = Segment {
-            src: src.addr(),
-            dst: dst.addr(),
-            sport,
-            dport,
+            src: src.addr,
+            dst: dst.addr,
+            sport: src.port,
+            dport: dst.port,
             seq: self.seq,
             ack: self.ack,
             flags: self.flags,
@@ -382,6 +268,92 @@ impl Second {
         };
         let at = At { frame: self.frame, ts };
         st.on_segment(self.dir(), &seg, at, self.has(Self::SELECTED), self.has(Self::REUSED));
+    }
+}
+
+/// A stream's first segment, kept in place of its state until a second
+/// frame comes: what [`StreamState::on_segment`] was given for it, but its
+/// time (the stream's summary has it). Side 0 sent it (a stream's sides
+/// are named by its first segment). 48 bytes for IPv4, 72 for IPv6.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seed<A> {
+    kept: Kept,
+    src: A,
+    dst: A,
+    sport: u16,
+    dport: u16,
+}
+
+impl<A: SeedAddr> Seed<A> {
+    /// `seg` as a seed, if its addresses are of this family.
+    fn new(seg: &Segment, at: At, selected: bool, reused: bool) -> Option<Self> {
+        Some(Seed {
+            kept: Kept::new(seg, at, 0, selected, reused),
+            src: A::pick(seg.src)?,
+            dst: A::pick(seg.dst)?,
+            sport: seg.sport,
+            dport: seg.dport,
+        })
+    }
+
+    /// Side 0's endpoint (its sender) and side 1's.
+    fn endpoints(&self) -> (Endpoint, Endpoint) {
+        (Endpoint { addr: self.src.addr(), port: self.sport }, Endpoint { addr: self.dst.addr(), port: self.dport })
+    }
+
+    /// The state the stream would have: a fresh one given the segment,
+    /// which came at `ts`, again.
+    #[inline(never)]
+    fn replay(&self, stream: StreamId, ts: Timestamp) -> StreamState {
+        let (a, b) = self.endpoints();
+        let mut st = StreamState::new(stream, a, b, ts);
+        self.kept.apply(&mut st, a, b, ts);
+        st
+    }
+}
+
+/// A seeded stream's second segment, kept with its seed while many streams
+/// are held (see [`super::PAIRS_ABOVE`]): a flood the server answers (SYN,
+/// SYN-ACK) is then held as two segments, not as a state. Its endpoints are
+/// the seed's (swapped when side 1 sent it), and its time is the stream's
+/// latest (a second segment timed before the first is not kept). 40 bytes,
+/// either family.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Second {
+    kept: Kept,
+    /// When the first segment came (the stream's summary has this one's
+    /// time, the later of the two).
+    first_ts: Timestamp,
+}
+
+impl Second {
+    /// `seg`, sent by side `dir` of the stream seeded with `first` (which
+    /// came at `first_ts`), if it can be kept this way: it goes between
+    /// the seed's endpoints and is not timed before the first segment.
+    fn new<A: SeedAddr>(
+        first: &Seed<A>,
+        first_ts: Timestamp,
+        seg: &Segment,
+        at: At,
+        dir: usize,
+        selected: bool,
+        reused: bool,
+    ) -> Option<Self> {
+        let second = Second { kept: Kept::new(seg, at, dir, selected, reused), first_ts };
+        let sent = (Endpoint { addr: seg.src, port: seg.sport }, Endpoint { addr: seg.dst, port: seg.dport });
+        (sent == second.endpoints(first) && at.ts >= first_ts).then_some(second)
+    }
+
+    /// Its sender's endpoint and its receiver's.
+    fn endpoints<A: SeedAddr>(&self, first: &Seed<A>) -> (Endpoint, Endpoint) {
+        let (a, b) = first.endpoints();
+        if self.kept.dir() == 1 { (b, a) } else { (a, b) }
+    }
+
+    /// Apply it, as the stream seeded with `first` had it at `ts`, to `st`.
+    fn apply<A: SeedAddr>(&self, first: &Seed<A>, st: &mut StreamState, ts: Timestamp) {
+        let (src, dst) = self.endpoints(first);
+        self.kept.apply(st, src, dst, ts);
     }
 }
 
