@@ -66,6 +66,10 @@ fn usage_errors_exit_2() {
     let out = util::run(&["--label", "happy", "x.pcap"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("client_thinks_connected"));
+    // More streams than the engine can number slots for (2^30).
+    let out = util::run(&["--max-flows", "1073741825", "x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0..=1073741824"));
 }
 
 #[test]
