@@ -151,9 +151,9 @@ impl Sentence {
     }
 }
 
+/// "1 byte", "2 bytes" (the rule is [`Sentence::count`]'s).
 fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
+    Sentence::new("").count(n.into(), one, many).done()
 }
 
 /// Label one finished stream. `capture_end` is the last timestamp of any
