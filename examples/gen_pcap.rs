@@ -13,6 +13,12 @@
 //!   time (default 1).
 //! * `--seed S` (default 1), `--rate R` new streams per second (default per
 //!   mix, below), `--snaplen L` (default 65535: full frames).
+//! * `--long-lived N` (default 0): N more connections, open from the
+//!   capture's start to its expected end (`connections * repeat / rate`
+//!   seconds), with a request and its response every 10 s; on 10.2.0.0/16,
+//!   to the servers in turn. A stream held that long keeps the engine's
+//!   watermark at the capture's start, as a long SSH or database session
+//!   does on a real server.
 //! * `--out FILE` (`-` for stdout). A summary goes to stderr.
 //!
 //! The mix (capture point: the server's interface; client addresses
@@ -145,12 +151,14 @@ pub struct Config {
     pub rate: f64,
     /// Bytes captured per frame at most.
     pub snaplen: u32,
+    /// Connections open from the start to the end (besides `connections`).
+    pub long_lived: u64,
 }
 
 impl Config {
     /// Defaults for a mix.
     pub fn new(mix: Mix, connections: u64) -> Self {
-        Config { mix, connections, repeat: 1, seed: 1, rate: mix.default_rate(), snaplen: 65535 }
+        Config { mix, connections, repeat: 1, seed: 1, rate: mix.default_rate(), snaplen: 65535, long_lived: 0 }
     }
 }
 
@@ -163,15 +171,15 @@ pub struct Stats {
     pub wire_bytes: u64,
     /// tcp.stream count.
     pub streams: u64,
-    /// Units by kind: short, bulk, flood, refused, reuse pairs.
-    pub units: [u64; 5],
+    /// Units by kind: short, bulk, flood, refused, reuse pairs, long-lived.
+    pub units: [u64; 6],
     /// Retransmitted segments generated (bulk).
     pub retransmissions: u64,
     /// Capture duration in microseconds.
     pub duration_us: u64,
 }
 
-const KIND_NAMES: [&str; 5] = ["short", "bulk", "flood", "refused", "reuse_pairs"];
+const KIND_NAMES: [&str; 6] = ["short", "bulk", "flood", "refused", "reuse_pairs", "long_lived"];
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -270,6 +278,27 @@ fn short(rng: &mut Rng, t0: u64, server_closes: bool, out: &mut Vec<Pkt>) -> u64
     t
 }
 
+/// A connection open from 0 until `end` (microseconds): a handshake, then
+/// every 10 s a request (40 bytes), its response (100 bytes) and the
+/// client's ACK, then a close by the client.
+fn long_lived(rng: &mut Rng, end: u64, out: &mut Vec<Pkt>) {
+    const EVERY_US: u64 = 10_000_000;
+    let (ic, is, rtt, _) = handshake(rng, 0, out);
+    let (mut c, mut s) = (ic.wrapping_add(1), is.wrapping_add(1));
+    let mut t = EVERY_US;
+    while t + EVERY_US <= end {
+        out.push(p(t, false, PSH | ACK, c, s, 40));
+        c = c.wrapping_add(40);
+        out.push(p(t + 1_000, true, PSH | ACK, s, c, 100));
+        s = s.wrapping_add(100);
+        out.push(p(t + 1_000 + rtt, false, ACK, c, s, 0));
+        t += EVERY_US;
+    }
+    out.push(p(t, false, FIN | ACK, c, s, 0));
+    out.push(p(t + 20, true, FIN | ACK, s, c.wrapping_add(1), 0));
+    out.push(p(t + 20 + rtt, false, ACK, c.wrapping_add(1), s.wrapping_add(1), 0));
+}
+
 /// A bulk download with loss from `t0`; returns retransmissions made.
 fn bulk(rng: &mut Rng, t0: u64, out: &mut Vec<Pkt>) -> u64 {
     let start = out.len();
@@ -345,6 +374,7 @@ enum Kind {
     Flood,
     Refused,
     Reuse,
+    LongLived,
 }
 
 struct Unit {
@@ -370,6 +400,24 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
     let mut next_arrival = 0f64;
     let mut left = total;
     let mut last_t = 0u64;
+    // The long-lived connections first (no random draws without them, so
+    // the other files' bytes do not change).
+    let end = (total as f64 * mean_gap_us) as u64;
+    for i in 0..cfg.long_lived {
+        let mut pkts = Vec::new();
+        long_lived(&mut rng, end, &mut pkts);
+        let ep = Endpoints {
+            client: 0x0A02_0000 | (i as u32 & 0xFFFF),
+            cport: 40_000 + (i / 65_536) as u16,
+            server: 0xC0A8_0001 + (i % 16) as u32,
+            sport: 8888,
+        };
+        stats.units[Kind::LongLived as usize] += 1;
+        stats.streams += 1;
+        units.push(Some(Unit { t0: 0, ep, pkts, pos: 0 }));
+        heap.push(Reverse((0, serial, (units.len() - 1) as u32)));
+        serial += 1;
+    }
     loop {
         // Start every unit that arrives before the next frame due.
         while left > 0 && heap.peek().is_none_or(|Reverse((t, _, _))| (next_arrival as u64) <= *t) {
@@ -460,6 +508,11 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
                     let gap = rng.range(200_000, 2_000_000);
                     short(&mut rng, end + gap, true, &mut pkts);
                     2
+                }
+                // Made before the loop, never drawn here: a short one.
+                Kind::LongLived => {
+                    short(&mut rng, 0, false, &mut pkts);
+                    1
                 }
             };
             stats.units[kind as usize] += 1;
@@ -584,7 +637,7 @@ pub fn pcap_header(snaplen: u32) -> [u8; 24] {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: gen_pcap [--mix short|bulk|flood|flood-answered|mixed] [--connections N] [--repeat K] [--seed S] [--rate R] [--snaplen L] --out FILE"
+        "usage: gen_pcap [--mix short|bulk|flood|flood-answered|mixed] [--connections N] [--repeat K] [--seed S] [--rate R] [--snaplen L] [--long-lived N] --out FILE"
     );
     ExitCode::from(2)
 }
@@ -620,6 +673,10 @@ fn main() -> ExitCode {
             },
             "--snaplen" => match num() {
                 Some(n) if (64..=262_144).contains(&n) => cfg.snaplen = n as u32,
+                _ => return usage(),
+            },
+            "--long-lived" => match num() {
+                Some(n) if n <= 1 << 20 => cfg.long_lived = n,
                 _ => return usage(),
             },
             "--out" => out = Some(v),
