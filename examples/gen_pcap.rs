@@ -171,15 +171,17 @@ pub struct Stats {
     pub wire_bytes: u64,
     /// tcp.stream count.
     pub streams: u64,
-    /// Units by kind: short, bulk, flood, refused, reuse pairs, long-lived.
-    pub units: [u64; 6],
+    /// Units by kind: short, bulk, flood, refused, reuse pairs.
+    pub units: [u64; 5],
+    /// Long-lived connections (`Config::long_lived`).
+    pub long_lived: u64,
     /// Retransmitted segments generated (bulk).
     pub retransmissions: u64,
     /// Capture duration in microseconds.
     pub duration_us: u64,
 }
 
-const KIND_NAMES: [&str; 6] = ["short", "bulk", "flood", "refused", "reuse_pairs", "long_lived"];
+const KIND_NAMES: [&str; 5] = ["short", "bulk", "flood", "refused", "reuse_pairs"];
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -374,7 +376,6 @@ enum Kind {
     Flood,
     Refused,
     Reuse,
-    LongLived,
 }
 
 struct Unit {
@@ -412,7 +413,7 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
             server: 0xC0A8_0001 + (i % 16) as u32,
             sport: 8888,
         };
-        stats.units[Kind::LongLived as usize] += 1;
+        stats.long_lived += 1;
         stats.streams += 1;
         units.push(Some(Unit { t0: 0, ep, pkts, pos: 0 }));
         heap.push(Reverse((0, serial, (units.len() - 1) as u32)));
@@ -508,11 +509,6 @@ pub fn generate(cfg: &Config, sink: &mut dyn FnMut(u64, &[u8], u32)) -> Stats {
                     let gap = rng.range(200_000, 2_000_000);
                     short(&mut rng, end + gap, true, &mut pkts);
                     2
-                }
-                // Made before the loop, never drawn here: a short one.
-                Kind::LongLived => {
-                    short(&mut rng, 0, false, &mut pkts);
-                    1
                 }
             };
             stats.units[kind as usize] += 1;
@@ -713,8 +709,13 @@ fn main() -> ExitCode {
         eprintln!("gen_pcap: {out}: {e}");
         return ExitCode::from(1);
     }
-    let kinds: Vec<String> =
-        KIND_NAMES.iter().zip(stats.units).filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+    let kinds: Vec<String> = KIND_NAMES
+        .iter()
+        .zip(stats.units)
+        .chain([(&"long_lived", stats.long_lived)])
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
     eprintln!(
         "gen_pcap: {out}: packets={} streams={} {} retransmissions={} wire_bytes={} duration_s={:.1}",
         stats.packets,

@@ -220,9 +220,8 @@ declare -A HELD
 for run in empty:empty:1 short_x1:short-x1:3 short_x10:short-x10:3 long_x1:long-lived-x1:3 long_x10:long-lived-x10:3 \
   flood:flood:1 flood_answered:flood-answered:1; do
   IFS=: read -r key file reps <<<"$run"
-  run=$key:$file
   measure "$key" "$reps" "tail:$BENCH_DIR/$file.tail" "$FC" --format json "$BENCH_DIR/$file.pcap"
-  HELD[${run%%:*}]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/${run#*:}.tail" | grep -o '[0-9]*$' || true)
+  HELD[$key]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/$file.tail" | grep -o '[0-9]*$' || true)
 done
 HELD[main]=$(grep -o '"peak_streams": *[0-9]*' "$BENCH_DIR/main.flowclass.json" | grep -o '[0-9]*$' || true)
 per_flow() { awk -v p="$1" -v b="${RSS[empty]}" -v n="$2" 'BEGIN{printf "%.0f", (p-b)*1024/n}'; }
