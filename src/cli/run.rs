@@ -63,7 +63,7 @@ pub struct Digest {
     spent: Vec<Finished>,
     /// The engine's [`Engine::watermark`] when these streams (and all
     /// before them) were taken, for [`FactStore::set_watermark`].
-    watermark: Option<flowclass::time::Timestamp>,
+    watermark: Option<flowclass::engine::Watermark>,
 }
 
 impl Digest {
@@ -75,7 +75,7 @@ impl Digest {
             store.push(x);
         }
         if let Some(w) = self.watermark.take() {
-            store.set_watermark(w);
+            store.set_watermark(&w);
         }
     }
 }
@@ -83,7 +83,7 @@ impl Digest {
 impl Digester {
     /// Digest `done`, taken with the engine's `watermark` (see
     /// [`Digest`]); the streams come back in [`Digest`]'s `spent`.
-    pub fn digest(&self, mut done: Vec<Finished>, watermark: Option<flowclass::time::Timestamp>) -> Digest {
+    pub fn digest(&self, mut done: Vec<Finished>, watermark: Option<flowclass::engine::Watermark>) -> Digest {
         use flowclass::classify::Label as L;
         let mut d = Digest {
             streams: done.len() as u64,
@@ -175,7 +175,7 @@ impl<W: io::Write> Reporting<W> {
 
     /// Hand over finished streams: all those finished so far, and the
     /// engine's [`Engine::watermark`] taken with them (`None` at the end).
-    pub fn finished(&mut self, done: Vec<Finished>, watermark: Option<flowclass::time::Timestamp>) -> io::Result<()> {
+    pub fn finished(&mut self, done: Vec<Finished>, watermark: Option<flowclass::engine::Watermark>) -> io::Result<()> {
         let digest = self.digester().digest(done, watermark);
         self.absorb(digest).map(drop)
     }
@@ -287,7 +287,7 @@ fn read_all<W: io::Write>(
 ) {
     let digester = report.digester();
     // Finished streams, with the watermark on the last batch of a take.
-    type Batch = (Vec<Finished>, Option<flowclass::time::Timestamp>);
+    type Batch = (Vec<Finished>, Option<flowclass::engine::Watermark>);
     let (done_tx, done_rx) = mpsc::sync_channel::<Batch>(DIGEST_QUEUE);
     let (digest_tx, digest_rx) = mpsc::channel::<Digest>();
     // The facts go to the digest thread's side while the input is read:

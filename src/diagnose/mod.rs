@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::analysis::AnalysisFlags;
 use crate::classify::{Label, ResetCause, ResetPhase, Role};
-use crate::engine::Finished;
+use crate::engine::{Finished, Pinned, Watermark};
 use crate::record::At;
 use crate::stream::Endpoint;
 use crate::time::Timestamp;
@@ -529,6 +529,16 @@ pub struct FactStore {
     /// allows (see [`FactStore::set_watermark`]).
     intervals: HashMap<Endpoint, Intervals, foldhash::fast::RandomState>,
     watermark: Option<Timestamp>,
+    /// Streams the watermark passed while they were held, until reported:
+    /// the endpoints and times marked for each (see
+    /// [`FactStore::set_watermark`]).
+    pinned: HashMap<u32, Pinned, foldhash::fast::RandomState>,
+}
+
+/// A stream's endpoints, each once (a stream may run between one endpoint
+/// and itself).
+fn endpoints_of(e: &[Endpoint; 2]) -> &[Endpoint] {
+    if e[0] == e[1] { &e[..1] } else { &e[..] }
 }
 
 /// The time the verdicts ask about for a flow kept in full: a SYN
@@ -563,11 +573,26 @@ impl FactStore {
     }
 
     /// No stream reported from now on has a handshake ACK or a SYN before
-    /// `w` (the engine's [`watermark`](crate::engine::Engine::watermark)
-    /// when the streams pushed so far were taken): what came before can be
+    /// `w.time` (the engine's [`watermark`](crate::engine::Engine::watermark)
+    /// when the streams pushed so far were taken), except the pinned
+    /// streams, whose times before it are marked first at both their
+    /// endpoints (either may be the server): what came before can be
     /// settled and forgotten (see `intervals.rs`). The answers are the
     /// same; only memory changes.
-    pub fn set_watermark(&mut self, w: Timestamp) {
+    pub fn set_watermark(&mut self, w: &Watermark) {
+        for p in &w.pinned {
+            let known = self.pinned.entry(p.stream).or_insert_with(|| Pinned { times: Vec::new(), ..p.clone() });
+            for &t in &p.times {
+                if known.times.contains(&t) {
+                    continue;
+                }
+                known.times.push(t);
+                for e in endpoints_of(&known.endpoints) {
+                    self.intervals.entry(*e).or_default().mark(t);
+                }
+            }
+        }
+        let w = w.time;
         if self.watermark.is_none() {
             // Questions are kept only once folding can happen (until then
             // they are answered at the end from the intervals, which are all
@@ -604,6 +629,21 @@ impl FactStore {
 
     /// Add one finished stream's facts.
     pub fn push(&mut self, x: FlowFacts) {
+        let pinned = self.pinned.remove(&x.stream);
+        self.push_facts(x);
+        // Its marks are used: take them back.
+        if let Some(p) = pinned {
+            for e in endpoints_of(&p.endpoints) {
+                if let Some(iv) = self.intervals.get_mut(e) {
+                    for &t in &p.times {
+                        iv.unmark(t);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_facts(&mut self, x: FlowFacts) {
         let kind = x.kind();
         if matches!(kind, Kind::Full) {
             self.note_full(&x);

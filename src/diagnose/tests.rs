@@ -318,3 +318,79 @@ fn distinct_addresses_are_counted_once() {
         assert_eq!(matches!(set.v4, super::V4Set::Hash(_)), scattered);
     }
 }
+
+/// A connection held for the whole capture (pinned: the engine's
+/// watermark passes it) beside bursts of short connections, some rounds
+/// with a dropped handshake ACK or a SYN never answered, all held to the
+/// end (pinned too): filed batch by batch with the engine's watermarks,
+/// the flows get the diagnosis all of them get at once, and the store
+/// did fold past the long connection.
+#[test]
+fn filing_with_watermarks_past_long_connections_changes_no_diagnosis() {
+    let mut l = Ladder::new();
+    let mut store = super::FactStore::new();
+    let mut all: Vec<FlowFacts> = Vec::new();
+    let mut pinned_seen = 0;
+    let mut file = |l: &mut Ladder, store: &mut super::FactStore, all: &mut Vec<FlowFacts>| {
+        for f in l.engine.take_finished() {
+            all.push(FlowFacts::from(&f));
+            store.push(FlowFacts::from(&f));
+        }
+        if let Some(w) = l.engine.watermark() {
+            pinned_seen = pinned_seen.max(w.pinned.len());
+            store.set_watermark(&w);
+        }
+    };
+    // The long connection: 11 bytes each way every 10 s for 400 s.
+    l.client_port = 1999;
+    l.seg(C, SYN, 100, 0, 0, 0.0, 1000);
+    l.seg(S, SA, 900, 101, 0, 1.0, 1000);
+    l.seg(C, ACK, 101, 901, 0, 2.0, 1000);
+    let (mut c, mut s) = (101u32, 901u32);
+    let mut port = 3000;
+    for round in 0..40u16 {
+        let t0 = f64::from(round) * 10_000.0 + 100.0;
+        l.client_port = 1999;
+        l.seg(C, ACK, c, s, 11, t0, 1000);
+        c += 11;
+        l.seg(S, ACK, s, c, 11, t0 + 1.0, 1000);
+        s += 11;
+        // Short connections closed by FINs, overlapping each other.
+        for k in 0..(6 + round % 9) {
+            let t = t0 + 10.0 + f64::from(k) * 3.0;
+            connect(&mut l, port, t);
+            l.seg(S, ACK, 901, 112, 5, t + 20.0, 1000);
+            l.seg(C, FIN | ACK, 112, 906, 0, t + 30.0, 1000);
+            l.seg(S, FIN | ACK, 906, 113, 0, t + 31.0, 1000);
+            l.seg(C, ACK, 113, 907, 0, t + 32.0, 1000);
+            port += 1;
+        }
+        if round % 7 == 3 {
+            // While the burst waits to be served.
+            dropped_ack(&mut l, port, t0 + 27.0);
+            l.client_port = port + 1;
+            l.seg(C, SYN, 100, 0, 0, t0 + 28.0, 1000);
+            l.seg(C, SYN, 100, 0, 0, t0 + 1028.0, 1000);
+            port += 2;
+        }
+        l.other_frame(t0 + 5_000.0);
+        file(&mut l, &mut store, &mut all);
+    }
+    l.client_port = 1999;
+    l.seg(C, FIN | ACK, c, s, 0, 400_500.0, 1000);
+    l.seg(S, FIN | ACK, s, c + 1, 0, 400_501.0, 1000);
+    l.seg(C, ACK, c + 1, s + 1, 0, 400_502.0, 1000);
+    file(&mut l, &mut store, &mut all);
+    let (rest, stats) = l.engine.finish();
+    for f in &rest {
+        all.push(FlowFacts::from(f));
+        store.push(FlowFacts::from(f));
+    }
+    assert!(pinned_seen >= 2, "the long connection and a dropped handshake were pinned ({pinned_seen})");
+    let folded = store.intervals.values().filter(|iv| iv.settled_until().is_some()).count();
+    assert!(folded > 0, "the store never folded");
+    let json = |d: Vec<Diagnosis>| serde_json::to_value(d).unwrap();
+    let whole = json(super::diagnose(&all, stats.last_ts));
+    assert_eq!(json(super::diagnose_store(&store, stats.last_ts).collect()), whole);
+    assert_eq!(whole[0]["verdict"], "accept_queue_overflow", "{whole}");
+}

@@ -26,6 +26,9 @@
 mod held;
 pub mod pipeline;
 mod slots;
+mod watermark;
+
+pub use watermark::{Pinned, Watermark};
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -249,6 +252,10 @@ pub struct Engine {
     /// [`Engine::watermark`]. Entries of finished streams are dropped
     /// lazily.
     created: std::collections::VecDeque<(StreamId, Slot)>,
+    /// Streams taken off the front of `created` because they were held for
+    /// long: the watermark passes them (see `engine/watermark.rs`). In
+    /// creation order; entries of finished streams are dropped lazily.
+    pinned: Vec<(StreamId, Slot)>,
     /// A frame's timestamp was more than `watermark_slack` earlier than one
     /// before it.
     went_back: bool,
@@ -298,6 +305,7 @@ impl Engine {
             clock: Timestamp(i64::MIN),
             open_due: config.idle_timeout != Duration::MAX || config.finish_stalled_handshakes,
             created: std::collections::VecDeque::new(),
+            pinned: Vec::new(),
             went_back: false,
             slack_ns: ns(config.watermark_slack),
             ready: Vec::new(),
@@ -325,32 +333,49 @@ impl Engine {
         self.created.push_back((stream, slot));
     }
 
-    /// A time before which no stream finished from now on has a frame, or
-    /// `None` (no frame yet, or one came more than `watermark_slack` before
-    /// the latest: then nothing bounds the frames still to come).
+    /// A time before which no stream finished from now on has a frame,
+    /// except the pinned streams it names (see [`Watermark`]), or `None`
+    /// (no frame yet, or one came more than `watermark_slack` before the
+    /// latest: then nothing bounds the frames still to come).
     ///
     /// While frames never fall more than the slack S behind the latest
     /// time L seen before them, every frame still to come is at or after
     /// L - S. A stream held now has no frame before its first timestamp
-    /// minus S, and streams are created in frame order, so the oldest held
-    /// stream's first timestamp F bounds every held stream's. Hence
-    /// min(F, L) - S.
-    pub fn watermark(&mut self) -> Option<Timestamp> {
+    /// minus S, and streams are created in frame order, so the first
+    /// timestamp F of the oldest held stream not pinned bounds every such
+    /// stream's. Hence min(F, L) - S. A stream held for longer than
+    /// `PIN_AFTER_NS` is pinned (up to `MAX_PINNED` at once): its frames
+    /// so far may be before that time, and it is named with their times;
+    /// its later frames are after it.
+    pub fn watermark(&mut self) -> Option<Watermark> {
         let latest = self.stats.last_ts?;
         if self.went_back {
             return None;
         }
+        let streams = &self.streams;
+        let live = |&(id, slot): &(StreamId, Slot)| streams.get(slot).filter(|h| h.summary.stream == id);
+        self.pinned.retain(|p| live(p).is_some());
         let mut first = latest;
-        while let Some(&(id, slot)) = self.created.front() {
-            if let Some(held) = self.live(id, slot) {
+        while let Some(front) = self.created.front() {
+            if let Some(held) = live(front) {
                 // A stream claimed without a frame (SOCKS) has none before
                 // its creation.
-                first = self.streams.first_ts(held).unwrap_or(held.summary.last_ts);
-                break;
+                let f = streams.first_ts(held).unwrap_or(held.summary.last_ts);
+                if f.0 >= latest.0.saturating_sub(watermark::PIN_AFTER_NS) || self.pinned.len() >= watermark::MAX_PINNED
+                {
+                    first = f;
+                    break;
+                }
+                self.pinned.push(*front);
             }
             self.created.pop_front();
         }
-        Some(Timestamp(first.min(latest).0.saturating_sub(self.slack_ns)))
+        let pinned = self
+            .pinned
+            .iter()
+            .filter_map(|p| live(p).map(|held| streams.with_state(held, |st| Pinned::of(&st.record))))
+            .collect();
+        Some(Watermark { time: Timestamp(first.min(latest).0.saturating_sub(self.slack_ns)), pinned })
     }
 
     /// Streams held now.
@@ -478,10 +503,15 @@ impl Engine {
         while self.streams.len() > self.config.max_flows {
             let (id, slot) = match self.due.pop() {
                 Some(Reverse((_, id, slot))) => (id, slot),
-                None => match self.created.pop_front() {
-                    Some(next) => next,
-                    None => break,
-                },
+                None => {
+                    // The pinned streams are the oldest.
+                    let next =
+                        if self.pinned.is_empty() { self.created.pop_front() } else { Some(self.pinned.remove(0)) };
+                    match next {
+                        Some(next) => next,
+                        None => break,
+                    }
+                }
             };
             if self.live(id, slot).is_some() {
                 self.stats.finished_early += 1;
@@ -882,25 +912,73 @@ mod tests {
         use crate::time::Timestamp;
         let ms = |t: f64| Timestamp(((t - 1_000.0) * 1e6) as i64);
         let mut l = Ladder::new();
-        assert_eq!(l.engine.watermark(), None, "nothing seen yet");
+        let watermark = |l: &mut Ladder| {
+            let w = l.engine.watermark()?;
+            assert_eq!(w.pinned, [], "no stream is held long enough to be passed");
+            Some(w.time)
+        };
+        assert_eq!(watermark(&mut l), None, "nothing seen yet");
         long_connection(&mut l, 2000, 10.0, 50.0);
         long_connection(&mut l, 2001, 100.0, 50.0);
-        assert_eq!(l.engine.watermark(), Some(ms(10.0)));
+        assert_eq!(watermark(&mut l), Some(ms(10.0)));
         // Each is reported a second after its close.
         l.other_frame(1_100.0);
         assert_eq!((l.engine.finished_count(), l.engine.live_streams()), (1, 1));
-        assert_eq!(l.engine.watermark(), Some(ms(100.0)));
+        assert_eq!(watermark(&mut l), Some(ms(100.0)));
         l.other_frame(3_000.0);
         assert_eq!(l.engine.live_streams(), 0);
-        assert_eq!(l.engine.watermark(), Some(ms(3_000.0)));
+        assert_eq!(watermark(&mut l), Some(ms(3_000.0)));
         // A frame from up to the slack in the past is tolerated; earlier
         // than that, not.
         l.other_frame(2_000.0);
-        assert_eq!(l.engine.watermark(), Some(ms(3_000.0)));
+        assert_eq!(watermark(&mut l), Some(ms(3_000.0)));
         l.other_frame(1_999.0);
-        assert_eq!(l.engine.watermark(), None);
+        assert_eq!(watermark(&mut l), None);
         l.other_frame(5_000.0);
-        assert_eq!(l.engine.watermark(), None);
+        assert_eq!(watermark(&mut l), None);
+    }
+
+    /// A stream held for over a minute is passed: the watermark follows the
+    /// next stream, and names the old one with its frame times a report may
+    /// use (each side's SYN, first ACK, first data, FIN, RST) until it is
+    /// finished.
+    #[test]
+    fn the_watermark_passes_a_stream_held_for_long_and_names_it() {
+        use crate::time::Timestamp;
+        let ms = |t: f64| Timestamp((t * 1e6) as i64);
+        let mut l = Ladder::new();
+        l.client_port = 2000;
+        handshake(&mut l, 10.0);
+        l.client_port = 2001;
+        handshake(&mut l, 30_000.0);
+        l.other_frame(70_000.0);
+        // Held 70 s: pinned; the next one (40 s) is not.
+        let w = l.engine.watermark().expect("a watermark");
+        assert_eq!(w.time, ms(29_000.0));
+        assert_eq!(w.pinned.len(), 1);
+        let p = &w.pinned[0];
+        assert_eq!((p.stream, p.endpoints[0].port, p.endpoints[1].port), (0, 2000, 80));
+        assert_eq!(p.times, [ms(10.0), ms(12.0)], "the SYN and the client's first ACK");
+        // New facts of it are named as they come.
+        l.client_port = 2000;
+        l.seg(C, ACK, 101, 901, 10, 80_000.0, 1000);
+        l.seg(S, ACK, 901, 111, 20, 80_001.0, 1000);
+        let w = l.engine.watermark().expect("a watermark");
+        assert_eq!(w.time, ms(29_000.0), "the second stream is not held long enough yet");
+        assert_eq!(w.pinned[0].times, [ms(10.0), ms(12.0), ms(80_000.0), ms(80_001.0)]);
+        // Past a minute the second one is pinned too: the clock is next.
+        l.other_frame(95_000.0);
+        let w = l.engine.watermark().expect("a watermark");
+        assert_eq!(w.time, ms(94_000.0));
+        assert_eq!(w.pinned.iter().map(|p| p.stream).collect::<Vec<_>>(), [0, 1]);
+        // Closed and reported, the first one is no longer named.
+        l.seg(C, FIN | ACK, 111, 921, 0, 96_000.0, 1000);
+        l.seg(S, FIN | ACK, 921, 112, 0, 96_001.0, 1000);
+        l.seg(C, ACK, 112, 922, 0, 96_002.0, 1000);
+        l.other_frame(100_000.0);
+        assert_eq!(l.engine.take_finished().len(), 1);
+        let w = l.engine.watermark().expect("a watermark");
+        assert_eq!(w.pinned.iter().map(|p| p.stream).collect::<Vec<_>>(), [1]);
     }
 
     /// A stream seen from its SYN to its last ACK after FINs both ways is
