@@ -61,6 +61,10 @@ pub struct Digest {
     /// The streams digested, handed back so that the thread that made them
     /// frees or reuses them (see [`Engine::recycle`]).
     spent: Vec<Finished>,
+    /// Streams finished without a frame the filter selected: not
+    /// reported, but the fact store may hold marks for them
+    /// ([`FactStore::forget`]).
+    unselected: Vec<u32>,
     /// The engine's [`Engine::watermark`] when these streams (and all
     /// before them) were taken, for [`FactStore::set_watermark`].
     watermark: Option<flowclass::engine::Watermark>,
@@ -73,6 +77,9 @@ impl Digest {
     fn file_facts(&mut self, store: &mut FactStore) {
         for x in self.facts.drain(..) {
             store.push(x);
+        }
+        for stream in self.unselected.drain(..) {
+            store.forget(stream);
         }
         if let Some(w) = self.watermark.take() {
             store.set_watermark(&w);
@@ -93,6 +100,7 @@ impl Digester {
             rendered: Vec::new(),
             bytes: Vec::new(),
             spent: Vec::new(),
+            unselected: Vec::new(),
             watermark,
         };
         if self.format != OutFormat::Table {
@@ -107,6 +115,7 @@ impl Digester {
         // 100k-flow file).
         for f in &mut done {
             if !f.record().selected {
+                d.unselected.push(f.record().stream);
                 continue;
             }
             d.facts.push(FlowFacts::from(&*f));

@@ -355,6 +355,12 @@ impl Intervals {
         self.settled_until
     }
 
+    /// Times marked and not taken back (tests check that none are left).
+    #[cfg(test)]
+    pub fn marks_left(&self) -> usize {
+        self.marks.len()
+    }
+
     /// The answers at the end of the capture (`end`: its last timestamp):
     /// the most held at once and the counts at each time asked.
     pub fn finish(&self, end: Timestamp) -> (usize, impl Fn(Timestamp) -> AtTime + '_) {

@@ -629,15 +629,21 @@ impl FactStore {
 
     /// Add one finished stream's facts.
     pub fn push(&mut self, x: FlowFacts) {
-        let pinned = self.pinned.remove(&x.stream);
+        let stream = x.stream;
         self.push_facts(x);
-        // Its marks are used: take them back.
-        if let Some(p) = pinned {
-            for e in endpoints_of(&p.endpoints) {
-                if let Some(iv) = self.intervals.get_mut(e) {
-                    for &t in &p.times {
-                        iv.unmark(t);
-                    }
+        // Its marks, if it was pinned, are used now.
+        self.forget(stream);
+    }
+
+    /// Take back the marks of a pinned stream (see
+    /// [`FactStore::set_watermark`]): it was reported, or finished
+    /// without being reported (no frame matched the filter).
+    pub fn forget(&mut self, stream: u32) {
+        let Some(p) = self.pinned.remove(&stream) else { return };
+        for e in endpoints_of(&p.endpoints) {
+            if let Some(iv) = self.intervals.get_mut(e) {
+                for &t in &p.times {
+                    iv.unmark(t);
                 }
             }
         }

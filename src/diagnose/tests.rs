@@ -387,10 +387,36 @@ fn filing_with_watermarks_past_long_connections_changes_no_diagnosis() {
         store.push(FlowFacts::from(f));
     }
     assert!(pinned_seen >= 2, "the long connection and a dropped handshake were pinned ({pinned_seen})");
+    assert_eq!(store.intervals.values().map(|iv| iv.marks_left()).sum::<usize>(), 0, "marks left");
     let folded = store.intervals.values().filter(|iv| iv.settled_until().is_some()).count();
     assert!(folded > 0, "the store never folded");
     let json = |d: Vec<Diagnosis>| serde_json::to_value(d).unwrap();
     let whole = json(super::diagnose(&all, stats.last_ts));
     assert_eq!(json(super::diagnose_store(&store, stats.last_ts).collect()), whole);
     assert_eq!(whole[0]["verdict"], "accept_queue_overflow", "{whole}");
+}
+
+/// A pinned stream finished without being reported (no frame matched the
+/// filter) leaves no marks once forgotten, at either endpoint.
+#[test]
+fn a_forgotten_pinned_stream_leaves_no_marks() {
+    use crate::decode::Addr;
+    use crate::engine::{Pinned, Watermark};
+    use crate::stream::Endpoint;
+    let e = |last: u8, port: u16| Endpoint { addr: Addr::V4([10, 0, 0, last]), port };
+    let mut store = super::FactStore::new();
+    let pinned = |times: Vec<i64>| Pinned {
+        stream: 7,
+        endpoints: [e(1, 40000), e(2, 80)],
+        times: times.into_iter().map(Timestamp).collect(),
+    };
+    store.set_watermark(&Watermark { time: Timestamp(50), pinned: vec![pinned(vec![10, 12])] });
+    // Named again with a new time: only that one is added.
+    store.set_watermark(&Watermark { time: Timestamp(90), pinned: vec![pinned(vec![10, 12, 80])] });
+    let marks = |store: &super::FactStore| store.intervals.values().map(|iv| iv.marks_left()).collect::<Vec<_>>();
+    assert_eq!(marks(&store), [3, 3]);
+    store.forget(8);
+    assert_eq!(marks(&store), [3, 3], "another stream");
+    store.forget(7);
+    assert_eq!(marks(&store), [0, 0]);
 }
