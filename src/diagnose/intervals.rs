@@ -263,6 +263,12 @@ impl Intervals {
         }
     }
 
+    /// Nothing taken in, asked or marked: the same as a new one (a pinned
+    /// stream's client endpoint, once its marks are taken back).
+    pub fn is_unused(&self) -> bool {
+        self.settled_until.is_none() && self.pending_len == 0 && self.asked.is_empty() && self.marks.is_empty()
+    }
+
     /// Mark time `t` for a pinned stream (see the module documentation). A
     /// time before the watermark was marked before any fold passed it.
     pub fn mark(&mut self, t: Timestamp) {

@@ -645,6 +645,11 @@ impl FactStore {
                 for &t in &p.times {
                     iv.unmark(t);
                 }
+                // The client's endpoint has nothing else (a long-lived
+                // connection per client would otherwise leave one each).
+                if iv.is_unused() {
+                    self.intervals.remove(e);
+                }
             }
         }
     }

@@ -418,5 +418,5 @@ fn a_forgotten_pinned_stream_leaves_no_marks() {
     store.forget(8);
     assert_eq!(marks(&store), [3, 3], "another stream");
     store.forget(7);
-    assert_eq!(marks(&store), [0, 0]);
+    assert!(store.intervals.is_empty(), "nothing else was kept for either endpoint");
 }
