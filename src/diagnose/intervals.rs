@@ -118,8 +118,8 @@ impl Intervals {
         // interval this early can only come after the engine stopped
         // giving watermarks, frames having gone back in time: it waits
         // with the rest, as before.)
-        if self.settled_until.is_some_and(|s| h.hs_ack < s) && self.marks.contains_key(&h.hs_ack) {
-            self.push_late(h);
+        if let Some(settled) = self.settled_until.filter(|&s| h.hs_ack < s && self.marks.contains_key(&h.hs_ack)) {
+            self.push_late(h, settled);
             return;
         }
         self.pending.push(h);
@@ -305,11 +305,10 @@ impl Intervals {
         }
     }
 
-    /// An interval starting before the last fold's watermark: a pinned
-    /// stream's, whose start and end times are marks. Added to what was
-    /// settled; what lies after the watermark stays open.
-    fn push_late(&mut self, h: PlainHeld) {
-        let Some(settled) = self.settled_until else { return };
+    /// An interval starting before the last fold's watermark `settled`: a
+    /// pinned stream's, whose start and end times are marks. Added to what
+    /// was settled; what lies after the watermark stays open.
+    fn push_late(&mut self, h: PlainHeld, settled: Timestamp) {
         let (held_end, queued_end) = ends(&h);
         let from = h.hs_ack;
         debug_assert!(held_end >= settled || self.marks.contains_key(&held_end), "a late interval ends off the marks");

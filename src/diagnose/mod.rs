@@ -581,7 +581,11 @@ impl FactStore {
     /// same; only memory changes.
     pub fn set_watermark(&mut self, w: &Watermark) {
         for p in &w.pinned {
-            let known = self.pinned.entry(p.stream).or_insert_with(|| Pinned { times: Vec::new(), ..p.clone() });
+            let known = self.pinned.entry(p.stream).or_insert_with(|| Pinned {
+                stream: p.stream,
+                endpoints: p.endpoints,
+                times: Vec::new(),
+            });
             for &t in &p.times {
                 if known.times.contains(&t) {
                     continue;

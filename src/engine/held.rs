@@ -523,6 +523,12 @@ impl HeldStreams {
         self.held.get(slot)
     }
 
+    /// Stream `id` if it is still in `slot` (a queue or heap entry may
+    /// outlive its stream, and the slot be reused).
+    pub(super) fn live(&self, id: StreamId, slot: Slot) -> Option<&Held> {
+        self.get(slot).filter(|h| h.summary.stream == id)
+    }
+
     /// Hold a stream with a fresh state (a new stream while few are held,
     /// or one claimed without a frame), in a spare box if there is one.
     pub(super) fn insert_new(

@@ -328,7 +328,7 @@ impl Engine {
         // queue, so that it follows the streams held.
         if self.created.len() >= 2 * self.streams.len() + 1024 {
             let streams = &self.streams;
-            self.created.retain(|&(id, slot)| streams.get(slot).is_some_and(|h| h.summary.stream == id));
+            self.created.retain(|&(id, slot)| streams.live(id, slot).is_some());
         }
         self.created.push_back((stream, slot));
     }
@@ -353,7 +353,7 @@ impl Engine {
             return None;
         }
         let streams = &self.streams;
-        let live = |&(id, slot): &(StreamId, Slot)| streams.get(slot).filter(|h| h.summary.stream == id);
+        let live = |&(id, slot): &(StreamId, Slot)| streams.live(id, slot);
         self.pinned.retain(|p| live(p).is_some());
         let mut first = latest;
         while let Some(front) = self.created.front() {
@@ -412,7 +412,7 @@ impl Engine {
                 break;
             }
             self.due.pop();
-            let Some(held) = self.live(id, slot) else { continue };
+            let Some(held) = self.streams.live(id, slot) else { continue };
             let actual = self.due_time(held);
             if actual >= now {
                 // Packets never touch the heap, so an open stream is looked
@@ -425,12 +425,6 @@ impl Engine {
                 self.finish_stream(slot);
             }
         }
-    }
-
-    /// Stream `id`'s state if it is still in `slot` (a heap entry may
-    /// outlive its stream, and the slot be reused).
-    fn live(&self, id: StreamId, slot: Slot) -> Option<&Held> {
-        self.streams.get(slot).filter(|h| h.summary.stream == id)
     }
 
     /// When a stream may be finished if nothing else arrives.
@@ -513,7 +507,7 @@ impl Engine {
                     }
                 }
             };
-            if self.live(id, slot).is_some() {
+            if self.streams.live(id, slot).is_some() {
                 self.stats.finished_early += 1;
                 self.finish_stream(slot);
             }
